@@ -1,0 +1,1 @@
+"""The WhatsApp rules: windows, categories, opt-out keywords and the send policy."""

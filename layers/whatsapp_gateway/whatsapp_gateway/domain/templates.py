@@ -1,0 +1,70 @@
+"""Templates as Twilio's Content API and Meta's review describe them."""
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from whatsapp_gateway.domain.windows import Category
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
+# What Twilio refuses in a variable's value (error 21656).
+MAX_VARIABLE_LENGTH = 1600
+_FORBIDDEN_IN_VALUE = re.compile(r"[\n\t]| {5,}")
+# Content types WhatsApp delivers only inside an open customer service window.
+SESSION_ONLY_TYPES = frozenset({"twilio/list-picker", "twilio/location"})
+
+
+class ApprovalStatus(StrEnum):
+    UNSUBMITTED = "unsubmitted"
+    RECEIVED = "received"
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    PAUSED = "paused"
+    DISABLED = "disabled"
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    sid: str
+    name: str
+    language: str
+    status: ApprovalStatus
+    category: Category | None
+    types: frozenset[str]
+    placeholders: frozenset[str]
+    deleted: bool = False
+
+    @property
+    def session_only(self) -> bool:
+        """True when every content type of the template needs an open CSW."""
+        return bool(self.types) and self.types <= SESSION_ONLY_TYPES
+
+
+def placeholders_in(texts: Iterable[str]) -> frozenset[str]:
+    """The placeholder names (``{{1}}``, ``{{name}}``) used in a template's texts."""
+    return frozenset(name for text in texts for name in _PLACEHOLDER.findall(text))
+
+
+def missing_variables(template: Template, variables: Mapping[str, str]) -> list[str]:
+    return sorted(template.placeholders - variables.keys(), key=_natural)
+
+
+def invalid_variables(variables: Mapping[str, str]) -> list[str]:
+    """Names of the values Twilio would refuse: empty, with a newline or a tab, with more than
+    four consecutive spaces, or longer than 1,600 characters."""
+    return sorted(
+        (
+            name
+            for name, value in variables.items()
+            if not value.strip()
+            or len(value) > MAX_VARIABLE_LENGTH
+            or _FORBIDDEN_IN_VALUE.search(value)
+        ),
+        key=_natural,
+    )
+
+
+def _natural(name: str) -> tuple[int, str]:
+    return (int(name), "") if name.isdigit() else (10**9, name)

@@ -1,0 +1,50 @@
+"""Events put on the bus (source ``whatsapp.gateway``). Numbers are E.164; a contact known
+only by a business-scoped user id carries that id instead."""
+
+from datetime import datetime
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from whatsapp_gateway.models.inbound import Location, Media, Referral
+
+EVENT_SOURCE = "whatsapp.gateway"
+
+
+class GatewayEvent(BaseModel):
+    """Base of every event; ``detail_type`` is the event's name on the bus."""
+
+    model_config = ConfigDict(frozen=True)
+    detail_type: ClassVar[str]
+
+
+class MessageReceived(GatewayEvent):
+    detail_type: ClassVar[str] = "message.received"
+
+    message_id: str
+    account_sid: str
+    sender: str
+    contact: str
+    contact_phone_number: str | None
+    profile_name: str | None
+    received_at: datetime
+    body: str
+    media: tuple[Media, ...]
+    button_payload: str | None
+    button_text: str | None
+    location: Location | None
+    replied_to_message_id: str | None
+    referral: Referral | None
+
+
+class ContactOptedOut(GatewayEvent):
+    detail_type: ClassVar[str] = "contact.opted_out"
+
+    sender: str
+    contact: str
+    message_id: str
+    at: datetime
+
+
+class ContactOptedIn(ContactOptedOut):
+    detail_type: ClassVar[str] = "contact.opted_in"

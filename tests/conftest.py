@@ -1,0 +1,44 @@
+"""Settings every test shares: fake AWS credentials (nothing may reach AWS), Powertools in
+test mode, and one fake Twilio account."""
+
+import os
+
+import pytest
+
+TEST_ACCOUNT_SID = "AC" + "1" * 32
+TEST_AUTH_TOKEN = "test-auth-token-0000"
+TEST_SENDER = "whatsapp:+14155238886"
+TEST_CONTACT = "whatsapp:+15005550006"
+PUBLIC_BASE_URL = "https://gateway.example.test"
+
+# What the template sets for every function; read by Logger and Metrics when a handler module
+# is imported, so set before any test module is collected.
+_LAMBDA_ENVIRONMENT = {
+    "POWERTOOLS_SERVICE_NAME": "whatsapp-gateway",
+    "POWERTOOLS_METRICS_NAMESPACE": "WhatsAppGateway",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+}
+
+_ENVIRONMENT = {
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "TWILIO_ACCOUNT_SID": TEST_ACCOUNT_SID,
+    "TWILIO_AUTH_TOKEN": TEST_AUTH_TOKEN,
+    "WHATSAPP_FROM": TEST_SENDER,
+    "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.update(_LAMBDA_ENVIRONMENT)
+
+
+@pytest.fixture(autouse=True)
+def _test_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "TWILIO_ACCOUNTS_SECRET", "TWILIO_API_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in _ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    assert "AWS_ENDPOINT_URL" not in os.environ
