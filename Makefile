@@ -33,7 +33,7 @@ test: lint validate ## Everything CI runs: lint, types, template checks and ever
 	$(BIN)/pytest
 
 bench: $(STAMP) ## Benchmarks; numbers go to bench/results.json
-	$(BIN)/python -m bench.run
+	PYTHONPATH=layers/whatsapp_gateway:functions:. $(BIN)/python -m bench.run
 
 local: $(STAMP) ## The whole gateway on this machine (coming in the local-stack work)
 	@echo "make local is coming in the local-stack work (issue 6): the inbound webhook and the"

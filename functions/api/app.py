@@ -10,7 +10,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from whatsapp_gateway.domain.addresses import Address
 from whatsapp_gateway.domain.policy import PolicyCode, PolicyViolationError
-from whatsapp_gateway.http import ApiError, register_error_handlers
+from whatsapp_gateway.errors import ApiError
+from whatsapp_gateway.http import register_error_handlers
 from whatsapp_gateway.models.windows import ContactWindows
 from whatsapp_gateway.observability import logger, metrics, tracer
 from whatsapp_gateway.runtime import runtime

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import boto3
 import pytest
@@ -86,9 +86,8 @@ def api_event(method: str, path: str, query: str = "") -> dict[str, Any]:
     event["rawPath"] = event["requestContext"]["http"]["path"] = path
     event["requestContext"]["http"]["method"] = method
     event["rawQueryString"] = query
-    event["queryStringParameters"] = dict(
-        part.split("=", 1) for part in query.split("&") if "=" in part
-    )
+    # API Gateway hands over the query parameters decoded
+    event["queryStringParameters"] = dict(parse_qsl(query))
     event["headers"] = {"host": "gateway.example.test", "accept": "application/json"}
     event.pop("body")
     event["isBase64Encoded"] = False
@@ -126,7 +125,7 @@ class CapturedEvents:
 
     def drain(self) -> list[dict[str, Any]]:
         """The events put since the last drain, oldest first."""
-        captured = []
+        captured: list[dict[str, Any]] = []
         while True:
             answer = self._sqs.receive_message(QueueUrl=self._queue_url, MaxNumberOfMessages=10)
             messages = answer.get("Messages", [])

@@ -21,6 +21,10 @@ CONTACT = Address.parse("whatsapp:+15005550006")
 MESSAGE_SID = "SM0123456789abcdef0123456789abcdef"
 
 
+def post(event: dict[str, Any], lambda_context: Any) -> int:
+    return int(app.handler(event, lambda_context)["statusCode"])
+
+
 def stored_messages() -> list[dict[str, Any]]:
     return boto3.client("dynamodb").scan(TableName="MessagesTable")["Items"]
 
@@ -233,7 +237,7 @@ def test_start_opts_the_contact_back_in(
     # Then they are opted in again, and the bus is told
     assert response["statusCode"] == 200
     assert gateway.store.contact_state(SENDER, CONTACT).opted_out is False
-    [received, opted_in] = captured_events.drain()
+    [_received, opted_in] = captured_events.drain()
     assert opted_in["detail-type"] == "contact.opted_in"
     assert opted_in["detail"]["contact"] == "+15005550006"
 
@@ -321,7 +325,7 @@ def test_logs_hold_no_phone_number_body_or_signature(gateway: Runtime, lambda_co
         app.handler(event, lambda_context)
         app.handler(webhook_event(inbound_form(), token="forged-token"), lambda_context)
     finally:
-        logger.removeHandler(capture)
+        logger.handlers.remove(capture)
 
     logs = lines.getvalue()
     assert "inbound message recorded" in logs
@@ -377,12 +381,8 @@ class TestSeveralAccountsFromSecretsManager:
             AccountSid=self.OTHER_ACCOUNT, To=self.OTHER_SENDER, MessageSid="SM" + "c" * 32
         )
 
-        assert app.handler(webhook_event(form, token="other-account-token"), lambda_context)[
-            "statusCode"
-        ] == 200
-        assert app.handler(webhook_event(form, token="rotated-new-token"), lambda_context)[
-            "statusCode"
-        ] == 403
+        assert post(webhook_event(form, token="other-account-token"), lambda_context) == 200
+        assert post(webhook_event(form, token="rotated-new-token"), lambda_context) == 403
 
     def test_the_previous_token_passes_during_the_grace_period_only(
         self, gateway: Runtime, accounts_secret: None, lambda_context
@@ -390,9 +390,7 @@ class TestSeveralAccountsFromSecretsManager:
         # Rotated at 08:30 with one hour of grace; the clock says 09:00.
         old = webhook_event(inbound_form(), token=TEST_AUTH_TOKEN)
         assert app.handler(old, lambda_context)["statusCode"] == 200
-        assert app.handler(webhook_event(inbound_form(), token="rotated-new-token"), lambda_context)[
-            "statusCode"
-        ] == 200
+        assert post(webhook_event(inbound_form(), token="rotated-new-token"), lambda_context) == 200
 
         gateway.clock.advance(30 * 60)  # 09:30: the grace period is over
         late = webhook_event(inbound_form(MessageSid="SM" + "d" * 32), token=TEST_AUTH_TOKEN)

@@ -1,38 +1,18 @@
-"""HTTP answers shared by every API function: the contract's JSON error shape and the one place
-where exceptions become status codes."""
-
-import json
+"""The API functions' one place where exceptions become HTTP answers."""
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from pydantic import ValidationError
 
 from whatsapp_gateway.domain.addresses import InvalidAddressError
 from whatsapp_gateway.domain.policy import PolicyViolationError
-
-
-class ApiError(Exception):
-    """A request the gateway refuses, with its HTTP status and stable error code."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+from whatsapp_gateway.errors import ApiError, describe, error_body
 
 
 def error_response(status: int, code: str, message: str) -> Response[str]:
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
-        body=json.dumps({"error": {"code": code, "message": message}}),
-    )
-
-
-def describe(error: ValidationError) -> str:
-    """A validation error as one line naming each field (as the caller spelled it)."""
-    return "; ".join(
-        f"{'.'.join(str(part) for part in e['loc']) or 'body'}: {e['msg']}"
-        for e in error.errors(include_url=False)
+        body=error_body(code, message),
     )
 
 

@@ -1,16 +1,25 @@
 """What every Twilio webhook needs: the form exactly as Twilio sent it, its signature checked
-against the public URL with the token of the account named in the form, and a TwiML answer."""
+against the public URL with the token of the account named in the form, a TwiML answer, and
+bad requests turned into 4xx answers.
 
-from collections.abc import Iterator
+Webhooks answer Twilio within its 15-second timeout and scale with its traffic, so they are
+kept light at cold start: Powertools' data class for the event, not the full event handler.
+"""
+
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import parse_qsl
 
-from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+from pydantic import ValidationError
 from twilio.request_validator import RequestValidator
 
-from whatsapp_gateway.http import ApiError
+from whatsapp_gateway.errors import ApiError, describe, error_body
 from whatsapp_gateway.models.accounts import TwilioAccounts
+from whatsapp_gateway.observability import logger, metrics
+from whatsapp_gateway.runtime import Runtime
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
 IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
@@ -84,8 +93,7 @@ def verify_signature(
     signature = event.headers.get(SIGNATURE_HEADER)
     if not signature:
         raise SignatureRejectedError("missing signature")
-    account_sid = form.fields().get("AccountSid", "")
-    account = accounts.account(account_sid)
+    account = accounts.account(form.fields().get("AccountSid", ""))
     if account is None:
         raise SignatureRejectedError("unknown account")
     if not any(
@@ -95,10 +103,36 @@ def verify_signature(
         raise SignatureRejectedError("signature mismatch")
 
 
-def forbidden() -> Response[str]:
-    # Plain text on purpose: a forged request learns nothing about the gateway.
-    return Response(status_code=403, content_type="text/plain", body="Forbidden")
+def answer_twilio(
+    event: APIGatewayProxyEventV2,
+    deps: Runtime,
+    handle: Callable[[dict[str, str]], None],
+) -> dict[str, Any]:
+    """Checks the request is Twilio's, hands its fields to ``handle``, and answers: 200 with
+    empty TwiML, 403 for a bad signature, 400 for a bad request (``handle`` raising
+    ValidationError or ApiError). Anything else propagates: a 5xx makes Twilio retry."""
+    try:
+        form = read_form(event)
+        verify_signature(
+            event,
+            form,
+            accounts=deps.accounts(),
+            url=public_url(event, deps.webhook_settings.public_base),
+            now=deps.clock.now(),
+            grace=deps.webhook_settings.auth_token_grace,
+        )
+        handle(form.fields())
+    except SignatureRejectedError as error:
+        logger.warning("Twilio signature rejected", extra={"reason": str(error)})
+        metrics.add_metric(name="WebhookSignatureRejected", unit=MetricUnit.Count, value=1)
+        # Plain text on purpose: a forged request learns nothing about the gateway.
+        return _answer(403, "text/plain", "Forbidden")
+    except ValidationError as error:
+        return _answer(400, "application/json", error_body("invalid_request", describe(error)))
+    except ApiError as error:
+        return _answer(error.status, "application/json", error_body(error.code, error.message))
+    return _answer(200, "text/xml", EMPTY_TWIML)
 
 
-def empty_twiml() -> Response[str]:
-    return Response(status_code=200, content_type="text/xml", body=EMPTY_TWIML)
+def _answer(status: int, content_type: str, body: str) -> dict[str, Any]:
+    return {"statusCode": status, "headers": {"Content-Type": content_type}, "body": body}

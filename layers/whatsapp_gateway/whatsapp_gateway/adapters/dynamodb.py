@@ -110,7 +110,7 @@ class GatewayStore:
                     "UpdateExpression": "SET expires_at = :expires, last_inbound_at = :at, "
                     "message_id = :message",
                     "ConditionExpression": "attribute_not_exists(expires_at) "
-                    "OR expires_at < :expires",
+                    "OR expires_at <= :expires",
                     "ExpressionAttributeValues": _values(
                         expires=_epoch(service_window.expires_at),
                         at=stamp,

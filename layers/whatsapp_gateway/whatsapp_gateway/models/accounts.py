@@ -50,7 +50,13 @@ class TwilioAccounts(BaseModel):
     default_sender: ContactAddress | None = None
 
     @model_validator(mode="after")
-    def _default_sender_is_configured(self) -> "TwilioAccounts":
+    def _consistent(self) -> "TwilioAccounts":
+        sids = [account.account_sid for account in self.accounts]
+        if len(set(sids)) != len(sids):
+            raise ValueError("an account is listed twice")
+        senders = [sender for account in self.accounts for sender in account.senders]
+        if len(set(senders)) != len(senders):
+            raise ValueError("a sender belongs to exactly one account (one WABA)")
         if self.default_sender is not None and self.account_of(self.default_sender) is None:
             raise ValueError(f"default sender {self.default_sender} belongs to no account")
         return self

@@ -85,7 +85,9 @@ class InboundMessage(BaseModel):
                 "address": fields.pop("Address", None),
                 "label": fields.pop("Label", None),
             }
-        referral = {key: fields.pop(key) for key in list(fields) if key.startswith("Referral")}
+        # Only the named referral fields: Twilio sends ReferralNumMedia=0 with every message,
+        # which is no referral (and stays among the extra fields).
+        referral = {key: fields.pop(key) for key in _REFERRAL_FIELDS if key in fields}
         if any(referral.values()):
             fields["referral"] = referral
         return fields
@@ -94,6 +96,11 @@ class InboundMessage(BaseModel):
     def twilio_extra_fields(self) -> dict[str, str]:
         """Fields this model does not name, as Twilio sent them."""
         return {key: str(value) for key, value in (self.model_extra or {}).items()}
+
+
+_REFERRAL_FIELDS = frozenset(
+    field.alias for field in Referral.model_fields.values() if field.alias is not None
+)
 
 
 def _media(data: Mapping[str, Any]) -> list[dict[str, Any]]:

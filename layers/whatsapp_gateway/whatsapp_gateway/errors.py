@@ -1,0 +1,29 @@
+"""Errors the gateway answers with a 4xx, in the contract's JSON shape
+``{"error": {"code": "...", "message": "..."}}``. No web framework here: the webhooks use it
+without loading Powertools' event handler."""
+
+import json
+
+from pydantic import ValidationError
+
+
+class ApiError(Exception):
+    """A request the gateway refuses, with its HTTP status and stable error code."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def error_body(code: str, message: str) -> str:
+    return json.dumps({"error": {"code": code, "message": message}})
+
+
+def describe(error: ValidationError) -> str:
+    """A validation error as one line naming each field (as the caller spelled it)."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in e['loc']) or 'body'}: {e['msg']}"
+        for e in error.errors(include_url=False)
+    )
