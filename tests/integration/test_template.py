@@ -1,0 +1,57 @@
+"""template.yaml agrees with the code: each function's handler exists, the webhook routes are
+public and the API routes are not, and the window table expires items by `expires_at`."""
+
+import importlib
+import inspect
+from pathlib import Path
+
+import pytest
+
+from infra.sam_template import TEMPLATE, load_template, resources
+
+FUNCTIONS = resources("AWS::Serverless::Function")
+ROOT = TEMPLATE.parent
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_each_handler_is_an_importable_callable_taking_event_and_context(name):
+    properties = FUNCTIONS[name]["Properties"]
+    code = Path(properties["CodeUri"])
+    module_name, function_name = properties["Handler"].rsplit(".", 1)
+
+    assert (ROOT / code / f"{module_name}.py").is_file()
+    module = importlib.import_module(f"{code.name}.{module_name}")
+    handler = getattr(module, function_name)
+    assert callable(handler)
+    assert list(inspect.signature(handler).parameters)[:2] == ["event", "context"]
+
+
+def test_webhook_routes_are_public_and_api_routes_need_iam():
+    routes = {
+        event["Properties"]["Path"]: event["Properties"].get("Auth", {}).get("Authorizer")
+        for function in FUNCTIONS.values()
+        for event in function["Properties"].get("Events", {}).values()
+        if event["Type"] == "HttpApi"
+    }
+    [api] = resources("AWS::Serverless::HttpApi").values()
+
+    assert api["Properties"]["Auth"]["DefaultAuthorizer"] == "AWS_IAM"
+    for path, authorizer in routes.items():
+        expected = "NONE" if path.startswith("/webhooks/") else None
+        assert authorizer == expected, path
+
+
+def test_the_window_table_expires_items_by_expires_at():
+    table = resources("AWS::DynamoDB::Table")["WindowsTable"]["Properties"]
+
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+
+
+def test_functions_and_layer_target_python_3_13_on_arm64():
+    function_globals = load_template()["Globals"]["Function"]
+    [layer] = resources("AWS::Serverless::LayerVersion").values()
+
+    assert function_globals["Runtime"] == "python3.13"
+    assert function_globals["Architectures"] == ["arm64"]
+    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+    assert (ROOT / layer["Properties"]["ContentUri"] / "requirements.txt").is_file()
