@@ -20,8 +20,7 @@ from whatsapp_gateway.webhooks import IDEMPOTENCY_HEADER, answer_twilio
 def handler(event: APIGatewayProxyEventV2, context: LambdaContext) -> dict[str, Any]:
     deps = runtime()
 
-    def receive(fields: dict[str, str]) -> None:
-        message = InboundMessage.model_validate(fields)
+    def receive(message: InboundMessage) -> None:
         logger.set_correlation_id(message.message_sid)
         record = receive_inbound_message(
             message,
@@ -40,4 +39,4 @@ def handler(event: APIGatewayProxyEventV2, context: LambdaContext) -> dict[str, 
             value=1,
         )
 
-    return answer_twilio(event, deps, receive)
+    return answer_twilio(event, deps, InboundMessage, receive)

@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from twilio.request_validator import RequestValidator
 
 from whatsapp_gateway.errors import ApiError, describe, error_body
@@ -103,14 +103,16 @@ def verify_signature(
         raise SignatureRejectedError("signature mismatch")
 
 
-def answer_twilio(
+def answer_twilio[Form: BaseModel](
     event: APIGatewayProxyEventV2,
     deps: Runtime,
-    handle: Callable[[dict[str, str]], None],
+    form_model: type[Form],
+    handle: Callable[[Form], None],
 ) -> dict[str, Any]:
-    """Checks the request is Twilio's, hands its fields to ``handle``, and answers: 200 with
-    empty TwiML, 403 for a bad signature, 400 for a bad request (``handle`` raising
-    ValidationError or ApiError). Anything else propagates: a 5xx makes Twilio retry."""
+    """Checks the request is Twilio's, parses its form into ``form_model``, hands it to
+    ``handle`` and answers: 200 with empty TwiML, 403 for a bad signature, 400 for a form that
+    is not one or does not fit the model. Whatever ``handle`` raises propagates: the 5xx makes
+    Twilio retry, so a failure after the checks never loses a message."""
     try:
         form = read_form(event)
         verify_signature(
@@ -121,7 +123,7 @@ def answer_twilio(
             now=deps.clock.now(),
             grace=deps.webhook_settings.auth_token_grace,
         )
-        handle(form.fields())
+        parsed = form_model.model_validate(form.fields())
     except SignatureRejectedError as error:
         logger.warning("Twilio signature rejected", extra={"reason": str(error)})
         metrics.add_metric(name="WebhookSignatureRejected", unit=MetricUnit.Count, value=1)
@@ -131,6 +133,7 @@ def answer_twilio(
         return _answer(400, "application/json", error_body("invalid_request", describe(error)))
     except ApiError as error:
         return _answer(error.status, "application/json", error_body(error.code, error.message))
+    handle(parsed)
     return _answer(200, "text/xml", EMPTY_TWIML)
 
 
