@@ -80,7 +80,6 @@ class GatewayStore:
         there first, their conditions fail and the message is recorded without them.
         """
         pair = _pair_key(message.to, message.from_)
-        stamp = _epoch(received_at)
         message_item = {
             "message_id": message.message_sid,
             "direction": "inbound",
@@ -102,47 +101,17 @@ class GatewayStore:
                 "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
             }
         }
-        forward_only: list[TransactWriteItemTypeDef] = [
-            {
-                "Update": {
-                    "TableName": self._windows,
-                    "Key": _key(pair, SERVICE_WINDOW),
-                    "UpdateExpression": "SET expires_at = :expires, last_inbound_at = :at, "
-                    "message_id = :message",
-                    "ConditionExpression": "attribute_not_exists(expires_at) "
-                    "OR expires_at <= :expires",
-                    "ExpressionAttributeValues": _values(
-                        expires=_epoch(service_window.expires_at),
-                        at=stamp,
-                        message=message.message_sid,
-                    ),
-                }
-            }
-        ]
+        forward_only = [self._service_window_update(pair, service_window, message.message_sid)]
         if opt_change is not None:
             forward_only.append(
-                {
-                    "Update": {
-                        "TableName": self._windows,
-                        "Key": _key(pair, OPT_OUT),
-                        "UpdateExpression": "SET opted_out = :opted_out, changed_at = :at, "
-                        "message_id = :message",
-                        "ConditionExpression": "attribute_not_exists(changed_at) "
-                        "OR changed_at <= :at",
-                        "ExpressionAttributeValues": _values(
-                            opted_out=opt_change is OptChange.OPTED_OUT,
-                            at=stamp,
-                            message=message.message_sid,
-                        ),
-                    }
-                }
+                self._opt_out_update(pair, opt_change, received_at, message.message_sid)
             )
         while True:
             try:
                 self._client.transact_write_items(TransactItems=[record, *forward_only])
             except self._client.exceptions.TransactionCanceledException as error:
                 reasons = error.response.get("CancellationReasons", [])
-                if _condition_failed(reasons[0]):
+                if reasons and _condition_failed(reasons[0]):
                     return _existing_inbound(_from_item(reasons[0].get("Item", {})), received_at)
                 overtaken = [_condition_failed(reason) for reason in reasons[1:]]
                 if not any(overtaken) or len(overtaken) != len(forward_only):
@@ -152,6 +121,40 @@ class GatewayStore:
                 ]
                 continue
             return InboundRecord(received_at=received_at, duplicate=False, events_published=False)
+
+    def _service_window_update(
+        self, pair: str, window: ServiceWindow, message_id: str
+    ) -> "TransactWriteItemTypeDef":
+        return {
+            "Update": {
+                "TableName": self._windows,
+                "Key": _key(pair, SERVICE_WINDOW),
+                "UpdateExpression": "SET expires_at = :expires, last_inbound_at = :at, "
+                "message_id = :message",
+                "ConditionExpression": "attribute_not_exists(expires_at) OR expires_at <= :expires",
+                "ExpressionAttributeValues": _values(
+                    expires=_epoch(window.expires_at),
+                    at=_epoch(window.last_inbound_at),
+                    message=message_id,
+                ),
+            }
+        }
+
+    def _opt_out_update(
+        self, pair: str, change: OptChange, at: datetime, message_id: str
+    ) -> "TransactWriteItemTypeDef":
+        return {
+            "Update": {
+                "TableName": self._windows,
+                "Key": _key(pair, OPT_OUT),
+                "UpdateExpression": "SET opted_out = :opted_out, changed_at = :at, "
+                "message_id = :message",
+                "ConditionExpression": "attribute_not_exists(changed_at) OR changed_at <= :at",
+                "ExpressionAttributeValues": _values(
+                    opted_out=change is OptChange.OPTED_OUT, at=_epoch(at), message=message_id
+                ),
+            }
+        }
 
     def mark_events_published(self, message_id: str) -> None:
         self._client.update_item(
