@@ -39,6 +39,10 @@ class TwilioSettings(_EnvSettings):
     auth_token: str | None = Field(None, alias="TWILIO_AUTH_TOKEN", repr=False)
     default_sender: str | None = Field(None, alias="WHATSAPP_FROM")
     secret_max_age_seconds: int = Field(300, alias="TWILIO_SECRET_MAX_AGE_SECONDS", ge=0)
+    # When set, every Twilio REST call (Messages, Content) goes to this base URL: the fakes' seam.
+    api_url: AnyHttpUrl | None = Field(None, alias="TWILIO_API_URL")
+    # The SDK waits forever by default; this must stay shorter than the send worker's timeout.
+    http_timeout_seconds: float = Field(5.0, alias="TWILIO_HTTP_TIMEOUT_SECONDS", gt=0)
 
 
 class WebhookSettings(_EnvSettings):

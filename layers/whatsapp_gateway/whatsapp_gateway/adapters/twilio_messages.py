@@ -1,0 +1,272 @@
+"""Twilio's Messages API, through the official SDK: the only module that sends to WhatsApp.
+
+One REST client per account, built on first use and rebuilt when the account's auth token
+changes (a rotation). Every request has an explicit timeout (the SDK's default is none) and goes
+to ``TWILIO_API_URL`` instead of Twilio's hosts when that is set. Every failure comes out as one
+TwilioSendError that says whether trying again may succeed.
+"""
+
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Annotated, Self, override
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AnyHttpUrl,
+    AnyUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    UrlConstraints,
+    ValidationError,
+    model_validator,
+)
+from requests.exceptions import ConnectionError as RequestsConnectionError
+from requests.exceptions import ConnectTimeout, Timeout
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
+from twilio.http import HttpClient
+from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
+from twilio.rest import Client
+
+from whatsapp_gateway.config import TwilioSettings
+from whatsapp_gateway.domain.addresses import Address
+from whatsapp_gateway.domain.twilio_errors import is_retryable
+from whatsapp_gateway.models.accounts import TwilioAccount
+from whatsapp_gateway.models.fields import WhatsAppAddress
+
+CONTENT_SID_PATTERN = r"^HX[0-9a-fA-F]{32}$"
+MESSAGE_SID_PATTERN = r"^(SM|MM)[0-9a-fA-F]{32}$"
+
+HttpsUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["https"])]
+
+# The SDK's HTTP client logs every request's parameters (numbers, bodies) at INFO: its logger
+# here keeps warnings only, whoever configures logging.
+_HTTP_LOGGER = logging.getLogger(f"{__name__}.http")
+_HTTP_LOGGER.setLevel(logging.WARNING)
+
+# The SDK puts this before Twilio's own message when a create is refused.
+_SDK_CREATE_PREFIX = "Unable to create record: "
+
+
+class SendRequest(BaseModel):
+    """One WhatsApp message for Twilio: free-form (a body and/or media) or a template (a Content
+    SID and the values of its placeholders)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    from_: WhatsAppAddress
+    to: WhatsAppAddress
+    body: str | None = Field(None, min_length=1)
+    media_urls: tuple[HttpsUrl, ...] = ()
+    content_sid: str | None = Field(None, pattern=CONTENT_SID_PATTERN)
+    content_variables: dict[str, str] = Field(default_factory=dict)
+    status_callback: AnyHttpUrl | None = None
+
+    @model_validator(mode="after")
+    def _one_kind_of_content(self) -> Self:
+        free_form = self.body is not None or bool(self.media_urls)
+        if free_form == (self.content_sid is not None):
+            raise ValueError("either a body and/or media_urls, or a content_sid")
+        if self.content_variables and self.content_sid is None:
+            raise ValueError("content_variables go with a content_sid")
+        return self
+
+
+class SentMessage(BaseModel):
+    """A message as Twilio holds it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sid: str = Field(pattern=MESSAGE_SID_PATTERN)
+    status: str = Field(min_length=1)
+
+
+class TwilioSendError(Exception):
+    """Twilio refused a call or did not answer it.
+
+    ``message`` is Twilio's and may quote a phone number: store it, never log it; the error's
+    ``str()`` holds no number and is safe to log. ``maybe_sent``: Twilio may have created the
+    message all the same (no answer, or a server error), so reconcile with ``messages_to``
+    before sending it again.
+    """
+
+    def __init__(
+        self,
+        *,
+        retryable: bool,
+        maybe_sent: bool,
+        status: int | None,
+        code: int | None,
+        message: str,
+    ) -> None:
+        answer = "no answer" if status is None else f"HTTP {status}"
+        outcome = "retryable" if retryable else "not retryable"
+        super().__init__(f"Twilio call failed ({answer}, code {code}): {outcome}")
+        self.retryable = retryable
+        self.maybe_sent = maybe_sent
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class TwilioMessages:
+    """Sends and lists messages of any configured account. Safe to share between threads."""
+
+    def __init__(self, settings: TwilioSettings, transport: HttpClient | None = None) -> None:
+        """``transport`` replaces the SDK's HTTP client (a fake)."""
+        self._http = twilio_http_client(settings, transport)
+        self._clients: dict[str, tuple[str, Client]] = {}
+        self._lock = threading.Lock()
+
+    def send(self, account: TwilioAccount, request: SendRequest) -> SentMessage:
+        """Creates the message at Twilio; raises TwilioSendError when Twilio refuses it or does
+        not answer."""
+        params: dict[str, object] = {"from_": request.from_.whatsapp, "to": request.to.whatsapp}
+        if request.body is not None:
+            params["body"] = request.body
+        if request.media_urls:
+            params["media_url"] = [str(url) for url in request.media_urls]
+        if request.content_sid is not None:
+            params["content_sid"] = request.content_sid
+        if request.content_variables:
+            params["content_variables"] = json.dumps(request.content_variables)
+        if request.status_callback is not None:
+            params["status_callback"] = str(request.status_callback)
+        client = self._client(account)
+        with _as_send_error():
+            created = client.messages.create(**params)
+        return SentMessage(sid=created.sid, status=created.status)
+
+    def messages_to(
+        self, account: TwilioAccount, sender: Address, contact: Address, since: datetime
+    ) -> list[SentMessage]:
+        """The account's messages from ``sender`` to ``contact`` sent since ``since`` (aware),
+        every page: how an attempt Twilio may have accepted before the worker died is
+        reconciled before it is sent again."""
+        if since.utcoffset() is None:
+            raise ValueError("since must be timezone-aware")
+        client = self._client(account)
+        with _as_send_error():
+            found = client.messages.list(
+                from_=sender.whatsapp,
+                to=contact.whatsapp,
+                # The SDK formats the time as UTC without converting it.
+                date_sent_after=since.astimezone(UTC),
+            )
+        return [SentMessage(sid=message.sid, status=message.status) for message in found]
+
+    def _client(self, account: TwilioAccount) -> Client:
+        token = account.auth_token.get_secret_value()
+        with self._lock:
+            cached = self._clients.get(account.account_sid)
+            if cached is None or cached[0] != token:
+                cached = (token, Client(account.account_sid, token, http_client=self._http))
+                self._clients[account.account_sid] = cached
+            return cached[1]
+
+
+def twilio_http_client(settings: TwilioSettings, transport: HttpClient | None = None) -> HttpClient:
+    """The HTTP layer of every Twilio REST client (Messages, Content): ``transport``, by default
+    the SDK's own with the configured timeout, sent to ``TWILIO_API_URL`` when that is set."""
+    transport = transport or TwilioHttpClient(
+        timeout=settings.http_timeout_seconds, logger=_HTTP_LOGGER
+    )
+    return _Redirected(transport, str(settings.api_url)) if settings.api_url else transport
+
+
+class _Redirected(HttpClient):  # type: ignore[misc]  # twilio ships no type information
+    """The ``TWILIO_API_URL`` seam: every request goes to ``base_url`` instead of Twilio's host
+    (api.twilio.com, content.twilio.com), its path and query kept."""
+
+    def __init__(self, inner: HttpClient, base_url: str) -> None:
+        super().__init__(inner.logger, is_async=False, timeout=inner.timeout)
+        self._inner = inner
+        self._base = base_url.rstrip("/")
+
+    @override
+    def request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Response:
+        parts = urlsplit(url)
+        target = self._base + parts.path + (f"?{parts.query}" if parts.query else "")
+        return self._inner.request(
+            method,
+            target,
+            params=params,
+            data=data,
+            headers=headers,
+            auth=auth,
+            timeout=timeout,
+            allow_redirects=allow_redirects,
+        )
+
+
+class _ErrorBody(BaseModel):
+    """Twilio's JSON error answer: ``{"code": 20429, "message": "...", "status": 429}``."""
+
+    code: int | None = None
+    message: str | None = None
+
+
+@contextmanager
+def _as_send_error() -> Iterator[None]:
+    """Twilio's failures as TwilioSendError. The SDK's exceptions are not chained: their text
+    holds request URLs, with numbers in a list's query."""
+    try:
+        yield
+    except (Timeout, RequestsConnectionError) as error:
+        raise TwilioSendError(
+            retryable=is_retryable(status=None, code=None),
+            # Unless the connection was never made, the request may have reached Twilio.
+            maybe_sent=not isinstance(error, ConnectTimeout),
+            status=None,
+            code=None,
+            message=f"no answer from Twilio ({type(error).__name__})",
+        ) from None
+    except TwilioException as error:
+        refusal = _refusal(error)
+        if refusal is None:
+            raise
+        raise refusal from None
+
+
+def _refusal(error: TwilioException) -> TwilioSendError | None:
+    """The HTTP error answer an SDK exception carries; None for the SDK's own failures."""
+    if isinstance(error, TwilioRestException):
+        # Without a Twilio code in the answer the SDK repeats the HTTP status as the code.
+        code = None if error.code == error.status else error.code
+        return _answered(error.status, code, error.msg.removeprefix(_SDK_CREATE_PREFIX))
+    if isinstance(error, TwilioServiceException):
+        return _answered(error.status, error.code, error.detail or error.title)
+    # A list page that is not a 200 comes as a bare TwilioException holding the response.
+    response = next((arg for arg in error.args if isinstance(arg, Response)), None)
+    if response is None:
+        return None
+    try:
+        body = _ErrorBody.model_validate_json(response.text)
+    except ValidationError:
+        body = _ErrorBody()
+    return _answered(response.status_code, body.code, body.message or "Unable to fetch page")
+
+
+def _answered(status: int, code: int | None, message: str) -> TwilioSendError:
+    return TwilioSendError(
+        retryable=is_retryable(status=status, code=code),
+        maybe_sent=status >= 500,
+        status=status,
+        code=code,
+        message=message,
+    )
