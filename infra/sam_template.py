@@ -1,6 +1,7 @@
 """Reads template.yaml: the one description of the deployment, from which the tests and the
 local stack build their tables and bus, so they cannot drift from what `sam deploy` creates."""
 
+import json
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,6 +11,7 @@ import yaml
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_sqs import SQSClient
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
 
@@ -84,3 +86,65 @@ def create_event_buses(client: "EventBridgeClient") -> dict[str, str]:
     for logical_id in resources("AWS::Events::EventBus"):
         client.create_event_bus(Name=logical_id)
     return {logical_id: logical_id for logical_id in resources("AWS::Events::EventBus")}
+
+
+_QUEUE_ATTRIBUTES = {
+    "FifoQueue": "FifoQueue",
+    "ContentBasedDeduplication": "ContentBasedDeduplication",
+    "DeduplicationScope": "DeduplicationScope",
+    "FifoThroughputLimit": "FifoThroughputLimit",
+    "VisibilityTimeout": "VisibilityTimeout",
+    "MessageRetentionPeriod": "MessageRetentionPeriod",
+}
+
+
+def create_queues(client: "SQSClient", parameters: dict[str, str] | None = None) -> dict[str, str]:
+    """Creates every queue of the template, named by its logical id (``.fifo`` for FIFO), with
+    its attributes and redrive policy (dead-letter queues first). Returns logical id -> URL.
+    ``parameters`` resolves ``!Ref`` to template parameters; their defaults otherwise."""
+    declared = resources("AWS::SQS::Queue")
+    values = {
+        name: str(spec.get("Default", ""))
+        for name, spec in load_template().get("Parameters", {}).items()
+    } | (parameters or {})
+    urls: dict[str, str] = {}
+    attributes: dict[Any, str]
+    arns: dict[str, str] = {}
+    # A queue that others redrive to is created before them.
+    ordered = sorted(declared, key=lambda name: "RedrivePolicy" in declared[name]["Properties"])
+    for logical_id in ordered:
+        properties = declared[logical_id]["Properties"]
+        attributes = {
+            attribute: str(_resolve(properties[key], values)).lower()
+            if isinstance(properties[key], bool)
+            else str(_resolve(properties[key], values))
+            for key, attribute in _QUEUE_ATTRIBUTES.items()
+            if key in properties
+        }
+        if redrive := properties.get("RedrivePolicy"):
+            target = _get_att_resource(redrive["deadLetterTargetArn"])
+            attributes["RedrivePolicy"] = json.dumps(
+                {
+                    "deadLetterTargetArn": arns[target],
+                    "maxReceiveCount": int(_resolve(redrive["maxReceiveCount"], values)),
+                }
+            )
+        name = f"{logical_id}.fifo" if properties.get("FifoQueue") else logical_id
+        urls[logical_id] = client.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        arns[logical_id] = client.get_queue_attributes(
+            QueueUrl=urls[logical_id], AttributeNames=["QueueArn"]
+        )["Attributes"]["QueueArn"]
+    return urls
+
+
+def _get_att_resource(value: dict[str, Any]) -> str:
+    """The logical id in ``!GetAtt Name.Attribute`` (short form) or ``[Name, Attribute]``."""
+    target = value["Fn::GetAtt"]
+    return str(target.split(".")[0] if isinstance(target, str) else target[0])
+
+
+def _resolve(value: Any, parameters: dict[str, str]) -> Any:
+    """A property's value, with ``!Ref`` to a parameter replaced by the parameter's value."""
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        return parameters[value["Ref"]]
+    return value

@@ -1,23 +1,117 @@
 """The business's API (/v1/*, IAM-authorized when deployed)."""
 
-from typing import Annotated
+import uuid
+from typing import Annotated, Any
 from urllib.parse import unquote
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from whatsapp_gateway.domain.addresses import Address
 from whatsapp_gateway.domain.policy import PolicyCode, PolicyViolationError
 from whatsapp_gateway.errors import ApiError
-from whatsapp_gateway.http import register_error_handlers
+from whatsapp_gateway.http import error_response, register_error_handlers
+from whatsapp_gateway.models.messages import Accepted, MessageView, SendMessageRequest
 from whatsapp_gateway.models.windows import ContactWindows
 from whatsapp_gateway.observability import logger, metrics, tracer
+from whatsapp_gateway.outbound import accept_message
 from whatsapp_gateway.runtime import runtime
 
 app = APIGatewayHttpResolver(enable_validation=True)
 register_error_handlers(app)
+
+
+@app.exception_handler(IdempotencyValidationError)
+def _key_reused(_: IdempotencyValidationError) -> Response[str]:
+    return error_response(
+        409, "idempotency_key_reused", "this Idempotency-Key was used with another body"
+    )
+
+
+@app.exception_handler(IdempotencyAlreadyInProgressError)
+def _key_in_use(_: IdempotencyAlreadyInProgressError) -> Response[str]:
+    return error_response(
+        409, "idempotency_key_in_progress", "a request with this Idempotency-Key is in progress"
+    )
+
+
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+# Same key and body: the first answer, for a day. Same key, another body: 409.
+idempotency = IdempotencyConfig(
+    event_key_jmespath="key",
+    payload_validation_jmespath="request",
+    expires_after_seconds=24 * 60 * 60,
+)
+
+
+@app.post("/v1/messages")
+@tracer().capture_method
+def send_message(request: SendMessageRequest) -> Response[str]:
+    """Checks the WhatsApp rules now, records the message as accepted and queues it."""
+    key = app.current_event.headers.get(IDEMPOTENCY_KEY_HEADER)
+    if key is None:
+        accepted = _accept(request)
+    else:
+        accept_once = idempotent_function(
+            _accept_payload,
+            data_keyword_argument="payload",
+            persistence_store=runtime().idempotency,
+            config=idempotency,
+        )
+        payload = {
+            "key": f"{_caller()}:{key}",
+            "request": request.model_dump(mode="json", by_alias=True),
+        }
+        accepted = Accepted.model_validate(accept_once(payload=payload))
+    metrics.add_metric(name="MessagesAccepted", unit=MetricUnit.Count, value=1)
+    return Response(
+        status_code=202,
+        content_type=content_types.APPLICATION_JSON,
+        body=accepted.model_dump_json(),
+    )
+
+
+def _accept_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    request = SendMessageRequest.model_validate(payload["request"])
+    return _accept(request).model_dump(mode="json")
+
+
+def _accept(request: SendMessageRequest) -> Accepted:
+    deps = runtime()
+    return accept_message(
+        request,
+        message_id=uuid.uuid4().hex,
+        accounts=deps.accounts(),
+        state=deps.store,
+        templates=deps.messages,
+        store=deps.messages,
+        queue=deps.queue,
+        now=deps.clock.now(),
+    )
+
+
+def _caller() -> str:
+    """Idempotency keys are the caller's own: two callers may pick the same key."""
+    authorizer = app.current_event.request_context.authorizer
+    iam = authorizer.iam if authorizer else None
+    return (iam.user_arn if iam else None) or "anonymous"
+
+
+@app.get("/v1/messages/<message_id>")
+@tracer().capture_method
+def get_message(message_id: str) -> MessageView:
+    view = runtime().messages.message_view(unquote(message_id))
+    if view is None:
+        raise ApiError(404, "message_not_found", f"no message {message_id}")
+    return view
 
 
 @app.get("/v1/contacts/<contact>/windows")
@@ -42,4 +136,5 @@ def contact_windows(
 @tracer().capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, object], context: LambdaContext) -> dict[str, object]:
+    idempotency.register_lambda_context(context)
     return app.resolve(event, context)

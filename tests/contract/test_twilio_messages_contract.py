@@ -24,10 +24,11 @@ from tests.fake_twilio import (
     messages_path,
     page_json,
 )
-from whatsapp_gateway.adapters.twilio_messages import SendRequest, TwilioMessages
+from whatsapp_gateway.adapters.twilio_messages import TwilioMessages
 from whatsapp_gateway.config import TwilioSettings
 from whatsapp_gateway.domain.addresses import Address
 from whatsapp_gateway.models.accounts import TwilioAccount
+from whatsapp_gateway.models.twilio import SendRequest
 
 TWILIO_OAI = Path(__file__).resolve().parents[2].parent / "shared" / "twilio-oai"
 MESSAGES = "/2010-04-01/Accounts/{AccountSid}/Messages.json"

@@ -16,7 +16,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from infra.sam_template import create_event_buses, create_tables
+from infra.sam_template import create_event_buses, create_queues, create_tables
 from tests.conftest import PUBLIC_BASE_URL, TEST_AUTH_TOKEN
 from whatsapp_gateway.clock import Clock
 from whatsapp_gateway.runtime import Runtime, runtime
@@ -101,6 +101,9 @@ class LambdaContext:
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
     aws_request_id: str = "00000000-0000-0000-0000-000000000000"
 
+    def get_remaining_time_in_millis(self) -> int:
+        return 10_000
+
 
 class CapturedEvents:
     """Everything put on the gateway's bus, through a catch-all rule into an SQS queue."""
@@ -144,9 +147,14 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     with mock_aws():
         tables = create_tables(boto3.client("dynamodb"))
         buses = create_event_buses(boto3.client("events"))
+        queues = create_queues(boto3.client("sqs"))
         monkeypatch.setenv("WINDOWS_TABLE", tables["WindowsTable"])
         monkeypatch.setenv("MESSAGES_TABLE", tables["MessagesTable"])
+        monkeypatch.setenv("TEMPLATES_TABLE", tables["TemplatesTable"])
+        monkeypatch.setenv("IDEMPOTENCY_TABLE", tables["IdempotencyTable"])
         monkeypatch.setenv("EVENT_BUS_NAME", buses["EventBus"])
+        monkeypatch.setenv("SEND_QUEUE_URL", queues["SendQueue"])
+        monkeypatch.setenv("SEND_DLQ_URL", queues["SendDeadLetterQueue"])
         runtime.cache_clear()
         yield
         runtime.cache_clear()

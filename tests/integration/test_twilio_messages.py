@@ -33,15 +33,14 @@ from tests.fake_twilio import (
 )
 from whatsapp_gateway.adapters import twilio_messages
 from whatsapp_gateway.adapters.twilio_messages import (
-    SendRequest,
-    SentMessage,
     TwilioMessages,
-    TwilioSendError,
     twilio_http_client,
 )
 from whatsapp_gateway.config import TwilioSettings
 from whatsapp_gateway.domain.addresses import Address
+from whatsapp_gateway.domain.twilio_errors import TwilioSendError
 from whatsapp_gateway.models.accounts import TwilioAccount
+from whatsapp_gateway.models.twilio import SendRequest, SentMessage
 
 SENDER = Address.parse(TEST_SENDER)
 CONTACT = Address.parse(TEST_CONTACT)

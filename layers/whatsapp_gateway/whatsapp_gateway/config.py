@@ -25,6 +25,28 @@ class StateSettings(_EnvSettings):
 
     windows_table: str = Field(alias="WINDOWS_TABLE", min_length=1)
     messages_table: str = Field(alias="MESSAGES_TABLE", min_length=1)
+    templates_table: str = Field(alias="TEMPLATES_TABLE", min_length=1)
+
+
+class QueueSettings(_EnvSettings):
+    send_queue_url: str = Field(alias="SEND_QUEUE_URL", min_length=1)
+
+
+class ApiSettings(_EnvSettings):
+    idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE", min_length=1)
+
+
+class WorkerSettings(_EnvSettings):
+    """The send worker: how many contacts it sends to at once, how often it tries, and the
+    public URL Twilio's status callbacks go to."""
+
+    send_concurrency: int = Field(10, alias="SEND_CONCURRENCY", ge=1, le=10)
+    max_send_attempts: int = Field(5, alias="MAX_SEND_ATTEMPTS", ge=1)
+    public_base_url: AnyHttpUrl = Field(alias="PUBLIC_BASE_URL")
+
+    def status_callback_url(self, message_id: str) -> str:
+        base = str(self.public_base_url).rstrip("/")
+        return f"{base}/webhooks/twilio/status?message_id={message_id}"
 
 
 class EventSettings(_EnvSettings):

@@ -1,6 +1,7 @@
 """The API functions' one place where exceptions become HTTP answers."""
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from whatsapp_gateway.domain.addresses import InvalidAddressError
@@ -24,6 +25,17 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
     @app.exception_handler(PolicyViolationError)
     def _policy(error: PolicyViolationError) -> Response[str]:
         return error_response(422, error.code, error.message)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid_request(error: RequestValidationError) -> Response[str]:
+        # Malformed JSON, a wrong type, an unknown field: named as the caller spelled it.
+        problems = "; ".join(
+            "body: not valid JSON"
+            if e["type"] == "json_invalid"
+            else f"{'.'.join(str(part) for part in e['loc'][1:]) or 'body'}: {e['msg']}"
+            for e in error.errors()
+        )
+        return error_response(400, "invalid_request", problems)
 
     @app.exception_handler(ValidationError)
     def _invalid(error: ValidationError) -> Response[str]:

@@ -11,14 +11,27 @@ import boto3
 
 from whatsapp_gateway.adapters.dynamodb import GatewayStore
 from whatsapp_gateway.adapters.eventbridge import EventBus
+from whatsapp_gateway.adapters.messages_store import MessagesStore
+from whatsapp_gateway.adapters.sqs import SendQueue
 from whatsapp_gateway.adapters.twilio_accounts import load_accounts
 from whatsapp_gateway.clock import Clock
-from whatsapp_gateway.config import EventSettings, StateSettings, TwilioSettings, WebhookSettings
+from whatsapp_gateway.config import (
+    ApiSettings,
+    EventSettings,
+    QueueSettings,
+    StateSettings,
+    TwilioSettings,
+    WebhookSettings,
+)
 from whatsapp_gateway.models.accounts import TwilioAccounts
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_sqs import SQSClient
+
+    from whatsapp_gateway.adapters.twilio_messages import TwilioMessages
 
 
 class Runtime:
@@ -26,10 +39,47 @@ class Runtime:
         self.clock = clock or Clock()
 
     @cached_property
+    def _dynamodb(self) -> "DynamoDBClient":
+        return boto3.client("dynamodb")
+
+    @cached_property
+    def _state_settings(self) -> StateSettings:
+        return StateSettings.from_environ()
+
+    @cached_property
     def store(self) -> GatewayStore:
-        settings = StateSettings.from_environ()
-        client: DynamoDBClient = boto3.client("dynamodb")
-        return GatewayStore(client, settings.windows_table, settings.messages_table)
+        """The windows, opt-outs and inbound messages."""
+        settings = self._state_settings
+        return GatewayStore(self._dynamodb, settings.windows_table, settings.messages_table)
+
+    @cached_property
+    def messages(self) -> MessagesStore:
+        """Outbound messages and the synced templates."""
+        settings = self._state_settings
+        return MessagesStore(self._dynamodb, settings.messages_table, settings.templates_table)
+
+    @cached_property
+    def queue(self) -> SendQueue:
+        client: SQSClient = boto3.client("sqs")
+        return SendQueue(client, QueueSettings.from_environ().send_queue_url)
+
+    @cached_property
+    def idempotency(self) -> "DynamoDBPersistenceLayer":
+        """Powertools' idempotency records (the API's Idempotency-Key)."""
+        from aws_lambda_powertools.utilities.idempotency import (  # noqa: PLC0415
+            DynamoDBPersistenceLayer,  # the API function's alone
+        )
+
+        table = ApiSettings.from_environ().idempotency_table
+        return DynamoDBPersistenceLayer(table_name=table, boto3_client=self._dynamodb)
+
+    @cached_property
+    def twilio(self) -> "TwilioMessages":
+        # Imported here: the Twilio REST client is the send worker's alone, and costs the
+        # webhooks' cold start.
+        from whatsapp_gateway.adapters.twilio_messages import TwilioMessages  # noqa: PLC0415
+
+        return TwilioMessages(self.twilio_settings)
 
     @cached_property
     def events(self) -> EventBus:

@@ -9,14 +9,19 @@ Every read decides open/closed with the domain rules at ``now``: TTL deletes exp
 late, so an item's presence means nothing.
 """
 
-import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from decimal import Decimal
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-
+from whatsapp_gateway.adapters.dynamodb_items import (
+    condition_failed,
+    epoch,
+    expression_values,
+    from_epoch,
+    from_item,
+    iso,
+    to_item,
+)
 from whatsapp_gateway.domain.addresses import Address
 from whatsapp_gateway.domain.opt_out import OptChange
 from whatsapp_gateway.domain.windows import (
@@ -35,9 +40,6 @@ if TYPE_CHECKING:
 SERVICE_WINDOW = "service_window"
 CONVERSATION = "conversation#"
 OPT_OUT = "opt_out"
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 
 
 class GatewayStore:
@@ -58,7 +60,7 @@ class GatewayStore:
         }
         while True:
             page = self._client.query(**query)
-            items.extend(_from_item(item) for item in page.get("Items", []))
+            items.extend(from_item(item) for item in page.get("Items", []))
             if "LastEvaluatedKey" not in page:
                 break
             query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -86,7 +88,7 @@ class GatewayStore:
             "account_sid": message.account_sid,
             "sender": message.to.whatsapp,
             "contact": message.from_.whatsapp,
-            "received_at": _iso(received_at),
+            "received_at": iso(received_at),
             "status": "received",
             "events_published": False,
             "inbound": message.model_dump(mode="json", exclude_none=True, by_alias=False),
@@ -96,7 +98,7 @@ class GatewayStore:
         record: TransactWriteItemTypeDef = {
             "Put": {
                 "TableName": self._messages,
-                "Item": _to_item(message_item),
+                "Item": to_item(message_item),
                 "ConditionExpression": "attribute_not_exists(message_id)",
                 "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
             }
@@ -111,9 +113,9 @@ class GatewayStore:
                 self._client.transact_write_items(TransactItems=[record, *forward_only])
             except self._client.exceptions.TransactionCanceledException as error:
                 reasons = error.response.get("CancellationReasons", [])
-                if reasons and _condition_failed(reasons[0]):
-                    return _existing_inbound(_from_item(reasons[0].get("Item", {})), received_at)
-                overtaken = [_condition_failed(reason) for reason in reasons[1:]]
+                if reasons and condition_failed(reasons[0]):
+                    return _existing_inbound(from_item(reasons[0].get("Item", {})), received_at)
+                overtaken = [condition_failed(reason) for reason in reasons[1:]]
                 if not any(overtaken) or len(overtaken) != len(forward_only):
                     raise
                 forward_only = [
@@ -132,9 +134,9 @@ class GatewayStore:
                 "UpdateExpression": "SET expires_at = :expires, last_inbound_at = :at, "
                 "message_id = :message",
                 "ConditionExpression": "attribute_not_exists(expires_at) OR expires_at <= :expires",
-                "ExpressionAttributeValues": _values(
-                    expires=_epoch(window.expires_at),
-                    at=_epoch(window.last_inbound_at),
+                "ExpressionAttributeValues": expression_values(
+                    expires=epoch(window.expires_at),
+                    at=epoch(window.last_inbound_at),
                     message=message_id,
                 ),
             }
@@ -150,8 +152,8 @@ class GatewayStore:
                 "UpdateExpression": "SET opted_out = :opted_out, changed_at = :at, "
                 "message_id = :message",
                 "ConditionExpression": "attribute_not_exists(changed_at) OR changed_at <= :at",
-                "ExpressionAttributeValues": _values(
-                    opted_out=change is OptChange.OPTED_OUT, at=_epoch(at), message=message_id
+                "ExpressionAttributeValues": expression_values(
+                    opted_out=change is OptChange.OPTED_OUT, at=epoch(at), message=message_id
                 ),
             }
         }
@@ -168,13 +170,14 @@ class GatewayStore:
         self, sender: Address, contact: Address, window: ConversationWindow
     ) -> bool:
         """Opens the pair's conversation window of ``window.category`` unless one is still open
-        at ``window.opened_at``; records the opening. True when this call opened it."""
+        at ``window.opened_at``; records the opening. True when ``window.message_id`` opened it
+        (this call, or an earlier delivery of the same callback)."""
         pair = _pair_key(sender, contact)
-        opened_at = _epoch(window.opened_at)
+        opened_at = epoch(window.opened_at)
         fields = {
             "category": window.category.value,
             "opened_at": opened_at,
-            "expires_at": _epoch(window.expires_at),
+            "expires_at": epoch(window.expires_at),
             "message_id": window.message_id,
         }
         try:
@@ -183,21 +186,22 @@ class GatewayStore:
                     {
                         "Put": {
                             "TableName": self._windows,
-                            "Item": _to_item(
+                            "Item": to_item(
                                 {"pk": pair, "sk": CONVERSATION + window.category, **fields}
                             ),
                             "ConditionExpression": "attribute_not_exists(pk) "
                             "OR expires_at <= :opened_at",
-                            "ExpressionAttributeValues": _values(opened_at=opened_at),
+                            "ExpressionAttributeValues": expression_values(opened_at=opened_at),
+                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                         }
                     },
                     {
                         "Put": {
                             "TableName": self._windows,
-                            "Item": _to_item(
+                            "Item": to_item(
                                 {
                                     "pk": f"{pair}#openings",
-                                    "sk": f"{_iso(window.opened_at)}#{window.category}",
+                                    "sk": f"{iso(window.opened_at)}#{window.category}",
                                     "sender": sender.whatsapp,
                                     "contact": contact.whatsapp,
                                     **fields,
@@ -208,8 +212,11 @@ class GatewayStore:
                 ]
             )
         except self._client.exceptions.TransactionCanceledException as error:
-            if _condition_failed(error.response.get("CancellationReasons", [{}])[0]):
-                return False
+            reason: Mapping[str, Any] = error.response.get("CancellationReasons", [{}])[0]
+            if condition_failed(reason):
+                # Open already; by this very message when a retry follows a crash.
+                open_window = from_item(reason.get("Item", {}))
+                return open_window.get("message_id") == window.message_id
             raise
         return True
 
@@ -220,11 +227,7 @@ class GatewayStore:
             KeyConditionExpression="pk = :pk",
             ExpressionAttributeValues={":pk": {"S": f"{_pair_key(sender, contact)}#openings"}},
         )
-        return [_conversation(_from_item(item)) for item in page.get("Items", [])]
-
-
-def _condition_failed(reason: Mapping[str, Any]) -> bool:
-    return reason.get("Code") == "ConditionalCheckFailed"
+        return [_conversation(from_item(item)) for item in page.get("Items", [])]
 
 
 def _pair_key(sender: Address, contact: Address) -> str:
@@ -233,32 +236,6 @@ def _pair_key(sender: Address, contact: Address) -> str:
 
 def _key(pk: str, sk: str) -> dict[str, Any]:
     return {"pk": {"S": pk}, "sk": {"S": sk}}
-
-
-def _values(**values: Any) -> dict[str, Any]:
-    return {f":{name}": _serializer.serialize(value) for name, value in values.items()}
-
-
-def _to_item(values: dict[str, Any]) -> dict[str, Any]:
-    # DynamoDB numbers are Decimals; JSON floats (a location's coordinates) are converted.
-    plain = json.loads(json.dumps(values), parse_float=Decimal)
-    return {name: _serializer.serialize(value) for name, value in plain.items()}
-
-
-def _from_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: _deserializer.deserialize(value) for name, value in item.items()}
-
-
-def _epoch(moment: datetime) -> int:
-    return int(moment.timestamp())
-
-
-def _datetime(epoch: Decimal | int) -> datetime:
-    return datetime.fromtimestamp(int(epoch), UTC)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _existing_inbound(item: dict[str, Any], received_at: datetime) -> InboundRecord:
@@ -273,8 +250,8 @@ def _existing_inbound(item: dict[str, Any], received_at: datetime) -> InboundRec
 def _conversation(item: dict[str, Any]) -> ConversationWindow:
     return ConversationWindow(
         category=Category(item["category"]),
-        opened_at=_datetime(item["opened_at"]),
-        expires_at=_datetime(item["expires_at"]),
+        opened_at=from_epoch(item["opened_at"]),
+        expires_at=from_epoch(item["expires_at"]),
         message_id=item["message_id"],
     )
 
@@ -287,8 +264,8 @@ def _contact_state(items: list[dict[str, Any]]) -> ContactState:
         kind = item["sk"]
         if kind == SERVICE_WINDOW:
             service_window = ServiceWindow(
-                last_inbound_at=_datetime(item["last_inbound_at"]),
-                expires_at=_datetime(item["expires_at"]),
+                last_inbound_at=from_epoch(item["last_inbound_at"]),
+                expires_at=from_epoch(item["expires_at"]),
             )
         elif kind.startswith(CONVERSATION):
             conversations.append(_conversation(item))

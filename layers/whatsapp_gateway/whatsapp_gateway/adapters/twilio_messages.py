@@ -12,18 +12,12 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Self, override
+from typing import override
 from urllib.parse import urlsplit
 
 from pydantic import (
-    AnyHttpUrl,
-    AnyUrl,
     BaseModel,
-    ConfigDict,
-    Field,
-    UrlConstraints,
     ValidationError,
-    model_validator,
 )
 from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import ConnectTimeout, Timeout
@@ -35,14 +29,9 @@ from twilio.rest import Client
 
 from whatsapp_gateway.config import TwilioSettings
 from whatsapp_gateway.domain.addresses import Address
-from whatsapp_gateway.domain.twilio_errors import is_retryable
+from whatsapp_gateway.domain.twilio_errors import TwilioSendError, is_retryable
 from whatsapp_gateway.models.accounts import TwilioAccount
-from whatsapp_gateway.models.fields import WhatsAppAddress
-
-CONTENT_SID_PATTERN = r"^HX[0-9a-fA-F]{32}$"
-MESSAGE_SID_PATTERN = r"^(SM|MM)[0-9a-fA-F]{32}$"
-
-HttpsUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["https"])]
+from whatsapp_gateway.models.twilio import SendRequest, SentMessage
 
 # The SDK's HTTP client logs every request's parameters (numbers, bodies) at INFO: its logger
 # here keeps warnings only, whoever configures logging.
@@ -51,67 +40,6 @@ _HTTP_LOGGER.setLevel(logging.WARNING)
 
 # The SDK puts this before Twilio's own message when a create is refused.
 _SDK_CREATE_PREFIX = "Unable to create record: "
-
-
-class SendRequest(BaseModel):
-    """One WhatsApp message for Twilio: free-form (a body and/or media) or a template (a Content
-    SID and the values of its placeholders)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    from_: WhatsAppAddress
-    to: WhatsAppAddress
-    body: str | None = Field(None, min_length=1)
-    media_urls: tuple[HttpsUrl, ...] = ()
-    content_sid: str | None = Field(None, pattern=CONTENT_SID_PATTERN)
-    content_variables: dict[str, str] = Field(default_factory=dict)
-    status_callback: AnyHttpUrl | None = None
-
-    @model_validator(mode="after")
-    def _one_kind_of_content(self) -> Self:
-        free_form = self.body is not None or bool(self.media_urls)
-        if free_form == (self.content_sid is not None):
-            raise ValueError("either a body and/or media_urls, or a content_sid")
-        if self.content_variables and self.content_sid is None:
-            raise ValueError("content_variables go with a content_sid")
-        return self
-
-
-class SentMessage(BaseModel):
-    """A message as Twilio holds it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    sid: str = Field(pattern=MESSAGE_SID_PATTERN)
-    status: str = Field(min_length=1)
-
-
-class TwilioSendError(Exception):
-    """Twilio refused a call or did not answer it.
-
-    ``message`` is Twilio's and may quote a phone number: store it, never log it; the error's
-    ``str()`` holds no number and is safe to log. ``maybe_sent``: Twilio may have created the
-    message all the same (no answer, or a server error), so reconcile with ``messages_to``
-    before sending it again.
-    """
-
-    def __init__(
-        self,
-        *,
-        retryable: bool,
-        maybe_sent: bool,
-        status: int | None,
-        code: int | None,
-        message: str,
-    ) -> None:
-        answer = "no answer" if status is None else f"HTTP {status}"
-        outcome = "retryable" if retryable else "not retryable"
-        super().__init__(f"Twilio call failed ({answer}, code {code}): {outcome}")
-        self.retryable = retryable
-        self.maybe_sent = maybe_sent
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 class TwilioMessages:

@@ -38,3 +38,31 @@ def is_retryable(*, status: int | None, code: int | None) -> bool:
     if status is None:
         return True
     return status == HTTPStatus.TOO_MANY_REQUESTS or 500 <= status <= 599
+
+
+class TwilioSendError(Exception):
+    """Twilio refused a call or did not answer it.
+
+    ``message`` is Twilio's and may quote a phone number: store it, never log it; the error's
+    ``str()`` holds no number and is safe to log. ``maybe_sent``: Twilio may have created the
+    message all the same (no answer, or a server error), so reconcile with ``messages_to``
+    before sending it again.
+    """
+
+    def __init__(
+        self,
+        *,
+        retryable: bool,
+        maybe_sent: bool,
+        status: int | None,
+        code: int | None,
+        message: str,
+    ) -> None:
+        answer = "no answer" if status is None else f"HTTP {status}"
+        outcome = "retryable" if retryable else "not retryable"
+        super().__init__(f"Twilio call failed ({answer}, code {code}): {outcome}")
+        self.retryable = retryable
+        self.maybe_sent = maybe_sent
+        self.status = status
+        self.code = code
+        self.message = message

@@ -48,3 +48,30 @@ class ContactOptedOut(GatewayEvent):
 
 class ContactOptedIn(ContactOptedOut):
     detail_type: ClassVar[str] = "contact.opted_in"
+
+
+class MessageStatusChanged(GatewayEvent):
+    detail_type: ClassVar[str] = "message.status_changed"
+
+    message_id: str
+    twilio_sid: str | None
+    sender: str
+    contact: str
+    status: str
+    previous_status: str
+    at: datetime
+    error_code: str | None
+    error_message: str | None
+
+
+class ConversationOpened(GatewayEvent):
+    """A conversation window opened: one charge from Meta under conversation-based pricing."""
+
+    detail_type: ClassVar[str] = "conversation.opened"
+
+    sender: str
+    contact: str
+    category: str
+    opened_at: datetime
+    expires_at: datetime
+    message_id: str

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
 
+from whatsapp_gateway.models.accounts import ACCOUNT_SID_PATTERN
 from whatsapp_gateway.models.fields import WhatsAppAddress
 
 MESSAGE_SID_PATTERN = r"^(SM|MM)[0-9a-fA-F]{32}$"
@@ -51,7 +52,7 @@ class InboundMessage(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)
 
     message_sid: str = Field(alias="MessageSid", pattern=MESSAGE_SID_PATTERN)
-    account_sid: str = Field(alias="AccountSid", pattern=r"^AC[0-9a-fA-F]{32}$")
+    account_sid: str = Field(alias="AccountSid", pattern=ACCOUNT_SID_PATTERN)
     messaging_service_sid: str | None = Field(None, alias="MessagingServiceSid")
     from_: WhatsAppAddress = Field(alias="From")
     to: WhatsAppAddress = Field(alias="To")

@@ -1,0 +1,69 @@
+"""The send worker: SQS FIFO batches of messages to send, through Twilio."""
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from whatsapp_gateway.adapters.sqs import MESSAGE_ID_ATTRIBUTE
+from whatsapp_gateway.batch import process_fifo_groups_concurrently
+from whatsapp_gateway.config import WorkerSettings
+from whatsapp_gateway.observability import logger, metrics, tracer
+from whatsapp_gateway.runtime import runtime
+from whatsapp_gateway.sending import RetryLaterError, SendOutcome, send_queued_message
+
+
+def send_record(record: SQSRecord) -> SendOutcome:
+    deps, settings = runtime(), WorkerSettings.from_environ()
+    attribute = record.message_attributes.get(MESSAGE_ID_ATTRIBUTE)
+    # Enqueued by the API: the id it answered; enqueued directly: the SQS message id.
+    message_id = (attribute.string_value if attribute else None) or record.message_id
+    attempt = int(record.attributes.approximate_receive_count)
+    logger.append_keys(message_id=message_id, attempt=attempt)
+    try:
+        outcome = send_queued_message(
+            record.body,
+            message_id=message_id,
+            receive_count=attempt,
+            max_attempts=settings.max_send_attempts,
+            accounts=deps.accounts(),
+            state=deps.store,
+            store=deps.messages,
+            conversations=deps.store,
+            events=deps.events,
+            twilio=deps.twilio,
+            status_callback_url=settings.status_callback_url(message_id),
+            now=deps.clock.now(),
+        )
+    except RetryLaterError as retry:
+        logger.warning("send deferred", extra={"reason": str(retry)})
+        metrics.add_metric(name="SendsDeferred", unit=MetricUnit.Count, value=1)
+        deps.queue.retry_later(record.receipt_handle, retry.delay_seconds)
+        raise
+    except Exception:
+        if attempt >= settings.max_send_attempts:
+            # The last delivery before the dead-letter queue: the message ends failed.
+            deps.messages.record_failed(
+                message_id,
+                "retries_exhausted",
+                "the send worker failed on every attempt",
+                deps.clock.now(),
+            )
+            metrics.add_metric(name="SendsExhausted", unit=MetricUnit.Count, value=1)
+        raise
+    logger.info("message handled", extra={"outcome": outcome.value})
+    metrics.add_metric(name=f"Sends_{outcome.value}", unit=MetricUnit.Count, value=1)
+    return outcome
+
+
+@logger.inject_lambda_context
+@tracer().capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_fifo_groups_concurrently(
+        event,
+        send_record,
+        max_workers=WorkerSettings.from_environ().send_concurrency,
+        context=context,
+    )

@@ -1,0 +1,42 @@
+"""POST /webhooks/twilio/status: Twilio's status callbacks of the messages the gateway sent."""
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2, event_source
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from whatsapp_gateway.models.messages import StatusCallback
+from whatsapp_gateway.observability import logger, metrics
+from whatsapp_gateway.runtime import runtime
+from whatsapp_gateway.status_changes import receive_status_callback
+from whatsapp_gateway.webhooks import answer_twilio
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics
+@event_source(data_class=APIGatewayProxyEventV2)
+def handler(event: APIGatewayProxyEventV2, context: LambdaContext) -> dict[str, Any]:
+    deps = runtime()
+
+    def receive(callback: StatusCallback) -> None:
+        logger.set_correlation_id(callback.message_sid)
+        message_id = (event.query_string_parameters or {}).get("message_id")
+        record = receive_status_callback(
+            callback,
+            message_id=message_id,
+            store=deps.messages,
+            conversations=deps.store,
+            events=deps.events,
+            now=deps.clock.now(),
+        )
+        if record is None:
+            # Acknowledged all the same: Twilio would retry an error for ever.
+            logger.warning("status callback for an unknown message", extra={"id": message_id})
+            metrics.add_metric(name="StatusCallbacksUnknown", unit=MetricUnit.Count, value=1)
+            return
+        logger.info("status callback", extra={"status": callback.status.value})
+        metrics.add_metric(name="StatusCallbacks", unit=MetricUnit.Count, value=1)
+
+    return answer_twilio(event, deps, StatusCallback, receive)

@@ -1,0 +1,42 @@
+"""SQS FIFO batches processed one message group at a time per thread: different contacts'
+messages go out concurrently (bounded), one contact's in order.
+
+Each group runs through Powertools' ``SqsFifoPartialProcessor`` with ``skip_group_on_error``: a
+failure holds back its own group's later records and no other group's. The failures of every
+group make up the batch's ``batchItemFailures`` (the event source's ReportBatchItemFailures).
+"""
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+
+def process_fifo_groups_concurrently(
+    event: dict[str, Any],
+    record_handler: Callable[[SQSRecord], object],
+    *,
+    max_workers: int,
+    context: LambdaContext,
+) -> dict[str, Any]:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for record in event.get("Records", []):
+        groups.setdefault(record["attributes"]["MessageGroupId"], []).append(record)
+
+    def process(records: list[dict[str, Any]]) -> list[Any]:
+        response = process_partial_response(
+            event={"Records": records},
+            record_handler=record_handler,
+            processor=SqsFifoPartialProcessor(skip_group_on_error=True),
+            context=context,
+        )
+        return list(response.get("batchItemFailures", []))
+
+    if not groups:
+        return {"batchItemFailures": []}
+    with ThreadPoolExecutor(max_workers=min(max_workers, len(groups))) as pool:
+        failures = [failure for group in pool.map(process, groups.values()) for failure in group]
+    return {"batchItemFailures": failures}

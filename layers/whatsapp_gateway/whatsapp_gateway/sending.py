@@ -1,0 +1,239 @@
+"""The send worker's use case: one queued message sent at most once, after the WhatsApp rules
+are checked again (a window can close while a message waits in the queue).
+
+Exactly once, as far as the contact can tell: before calling Twilio the worker records the
+attempt with a conditional write. A redelivered message whose attempt may have reached Twilio
+(the worker died, or Twilio did not answer) is reconciled against Twilio's list of messages to
+that contact since the attempt before it is sent again. One contact's messages share a FIFO
+group, so at most one of them is in flight at a time and what Twilio lists is this attempt.
+"""
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Protocol
+
+from pydantic import ValidationError
+
+from whatsapp_gateway.domain.addresses import Address
+from whatsapp_gateway.domain.policy import PolicyViolationError
+from whatsapp_gateway.domain.twilio_errors import TwilioSendError
+from whatsapp_gateway.domain.windows import Category
+from whatsapp_gateway.errors import ApiError, describe
+from whatsapp_gateway.models.accounts import TwilioAccount, TwilioAccounts
+from whatsapp_gateway.models.messages import SendMessageRequest
+from whatsapp_gateway.models.twilio import SendRequest, SentMessage
+from whatsapp_gateway.outbound import (
+    OutboundRecord,
+    PolicyReader,
+    SendDecision,
+    TemplateReader,
+    decide,
+    resolve_sender,
+)
+from whatsapp_gateway.status_changes import (
+    ConversationStore,
+    EventPublisher,
+    StatusStore,
+    publish_status_changes,
+)
+
+# Reconciliation looks this far before the attempt: clocks of Lambda and Twilio differ.
+RECONCILE_SLACK = timedelta(minutes=2)
+
+
+class SendOutcome(StrEnum):
+    SENT = "sent"
+    RECONCILED = "reconciled"  # an earlier attempt had reached Twilio: not sent again
+    ALREADY_DONE = "already_done"  # a redelivery of a message sent or ended before
+    REFUSED = "refused"  # invalid or against the WhatsApp rules: failed, never sent
+    FAILED = "failed"  # Twilio refused it: failed with Twilio's code
+
+
+class RetryLaterError(Exception):
+    """Twilio is throttling or unavailable: SQS delivers the message again after a delay."""
+
+    def __init__(self, reason: str, delay_seconds: int) -> None:
+        super().__init__(reason)
+        self.delay_seconds = delay_seconds
+
+
+class WorkerStore(TemplateReader, StatusStore, Protocol):
+    def claim_attempt(self, record: OutboundRecord, now: datetime) -> OutboundRecord | None: ...
+
+    def record_sent(
+        self,
+        message_id: str,
+        twilio_sid: str,
+        *,
+        category: Category,
+        template_sid: str | None,
+        now: datetime,
+    ) -> None: ...
+
+    def record_failed(
+        self, message_id: str, code: str, message: str, now: datetime
+    ) -> OutboundRecord | None: ...
+
+    def release_attempt(self, message_id: str) -> None: ...
+
+
+class TwilioSender(Protocol):
+    def send(self, account: TwilioAccount, request: SendRequest) -> SentMessage: ...
+
+    def messages_to(
+        self, account: TwilioAccount, sender: Address, contact: Address, since: datetime
+    ) -> list[SentMessage]: ...
+
+
+def send_queued_message(
+    body: str,
+    *,
+    message_id: str,
+    receive_count: int,
+    max_attempts: int,
+    accounts: TwilioAccounts,
+    state: PolicyReader,
+    store: WorkerStore,
+    conversations: ConversationStore,
+    events: EventPublisher,
+    twilio: TwilioSender,
+    status_callback_url: str,
+    now: datetime,
+) -> SendOutcome:
+    """Sends one queued message, at most once; raises RetryLaterError for a passing failure.
+    A message that ends here (refused, or failed at Twilio) is announced on the bus."""
+
+    def publish(record: OutboundRecord | None) -> None:
+        if record is not None:
+            publish_status_changes(record, store=store, conversations=conversations, events=events)
+
+    try:
+        request = SendMessageRequest.model_validate_json(body)
+        sender, account = resolve_sender(request, accounts)
+    except (ValidationError, PolicyViolationError, ApiError) as error:
+        # Whoever enqueued it directly learns what the API would have answered.
+        code, reason = _refusal(error)
+        publish(store.record_failed(message_id, code, reason, now))
+        return SendOutcome.REFUSED
+    draft = OutboundRecord(
+        message_id=message_id,
+        account_sid=account.account_sid,
+        sender=sender,
+        contact=request.to,
+        request=request,
+        created_at=now,
+    )
+    previous = store.claim_attempt(draft, now)
+    if previous is not None and previous.done:
+        publish(previous)  # events a crash kept from the bus
+        return SendOutcome.ALREADY_DONE
+    try:
+        decision = decide(request, accounts=accounts, state=state, templates=store, now=now)
+    except PolicyViolationError as violation:
+        publish(store.record_failed(message_id, violation.code, violation.message, now))
+        return SendOutcome.REFUSED
+    outcome, failed = _deliver(
+        request,
+        decision,
+        previous=previous,
+        message_id=message_id,
+        attempt=receive_count,
+        max_attempts=max_attempts,
+        store=store,
+        twilio=twilio,
+        status_callback_url=status_callback_url,
+        now=now,
+    )
+    publish(failed)
+    return outcome
+
+
+def _deliver(
+    request: SendMessageRequest,
+    decision: SendDecision,
+    *,
+    previous: OutboundRecord | None,
+    message_id: str,
+    attempt: int,
+    max_attempts: int,
+    store: WorkerStore,
+    twilio: TwilioSender,
+    status_callback_url: str,
+    now: datetime,
+) -> tuple[SendOutcome, OutboundRecord | None]:
+    """Reconciles an earlier attempt, or sends; the outcome and, when it failed, the record."""
+
+    def sent(twilio_sid: str) -> None:
+        store.record_sent(
+            message_id,
+            twilio_sid,
+            category=decision.allowed.category,
+            template_sid=decision.template.sid if decision.template else None,
+            now=now,
+        )
+
+    if previous is not None and (reached := _reached_twilio(previous, decision.account, twilio)):
+        sent(reached.sid)
+        return SendOutcome.RECONCILED, None
+    try:
+        message = twilio.send(
+            decision.account, _twilio_request(request, decision, status_callback_url)
+        )
+    except TwilioSendError as error:
+        code = str(error.code or error.status or "no_answer")
+        if not error.retryable:
+            return SendOutcome.FAILED, store.record_failed(message_id, code, error.message, now)
+        if attempt >= max_attempts:
+            reason = f"Twilio failed {attempt} times; last: {code} {error.message}"
+            return SendOutcome.FAILED, store.record_failed(
+                message_id, "retries_exhausted", reason, now
+            )
+        if not error.maybe_sent:
+            # Twilio answered that it did not take it: the next try needs no reconciliation.
+            store.release_attempt(message_id)
+        raise RetryLaterError(f"Twilio {code}", retry_delay_seconds(attempt)) from None
+    sent(message.sid)
+    return SendOutcome.SENT, None
+
+
+def _refusal(error: ValidationError | PolicyViolationError | ApiError) -> tuple[str, str]:
+    if isinstance(error, ValidationError):
+        return "invalid_request", describe(error)
+    return str(error.code), error.message
+
+
+def _reached_twilio(
+    previous: OutboundRecord, account: TwilioAccount, twilio: TwilioSender
+) -> SentMessage | None:
+    """The message an earlier attempt may have created at Twilio before the worker died."""
+    if previous.attempt_started_at is None:
+        return None
+    since = previous.attempt_started_at - RECONCILE_SLACK
+    found = twilio.messages_to(account, previous.sender, previous.contact, since=since)
+    # One contact's messages are sent one at a time (FIFO group): any is this attempt's.
+    return found[0] if found else None
+
+
+def _twilio_request(
+    request: SendMessageRequest, decision: SendDecision, status_callback_url: str
+) -> SendRequest:
+    if decision.template is not None:
+        return SendRequest(
+            from_=decision.sender,
+            to=request.to,
+            content_sid=decision.template.sid,
+            content_variables=dict(request.variables),
+            status_callback=status_callback_url,
+        )
+    return SendRequest(
+        from_=decision.sender,
+        to=request.to,
+        body=request.body,
+        media_urls=request.media_urls,
+        status_callback=status_callback_url,
+    )
+
+
+def retry_delay_seconds(receive_count: int) -> int:
+    """Exponential backoff through the queue: 30 s, 60 s, 120 s, ... (SQS caps at 15 min)."""
+    return int(30 * 2 ** max(receive_count - 1, 0))
