@@ -16,7 +16,7 @@ from whatsapp_gateway.sending import RetryLaterError, SendOutcome, send_queued_m
 
 def send_record(record: SQSRecord) -> SendOutcome:
     deps, settings = runtime(), WorkerSettings.from_environ()
-    attribute = record.message_attributes.get(MESSAGE_ID_ATTRIBUTE)
+    attribute = record.message_attributes[MESSAGE_ID_ATTRIBUTE]
     # Enqueued by the API: the id it answered; enqueued directly: the SQS message id.
     message_id = (attribute.string_value if attribute else None) or record.message_id
     attempt = int(record.attributes.approximate_receive_count)

@@ -5,11 +5,12 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
 import boto3
@@ -20,6 +21,9 @@ from infra.sam_template import create_event_buses, create_queues, create_tables
 from tests.conftest import PUBLIC_BASE_URL, TEST_AUTH_TOKEN
 from whatsapp_gateway.clock import Clock
 from whatsapp_gateway.runtime import Runtime, runtime
+
+if TYPE_CHECKING:
+    from tests.fake_twilio import FakeTwilio
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
 NOW = datetime(2026, 11, 25, 9, 0, 0, tzinfo=UTC)
@@ -181,3 +185,173 @@ def captured_events(aws: None) -> CapturedEvents:
 @pytest.fixture
 def lambda_context() -> LambdaContext:
     return LambdaContext()
+
+
+# ---------------------------------------------------------------------- the outbound path
+
+TEMPLATE_SID = "HX" + "a" * 32
+
+
+def seed_template(
+    *,
+    sid: str = TEMPLATE_SID,
+    name: str = "order_update",
+    language: str = "en",
+    status: str = "approved",
+    category: str | None = "UTILITY",
+    types: tuple[str, ...] = ("twilio/text",),
+    placeholders: tuple[str, ...] = ("1",),
+    account_sid: str = "AC" + "1" * 32,
+    deleted: bool = False,
+) -> str:
+    """A synced template in the templates table, as the template sync writes it."""
+    item: dict[str, Any] = {
+        "sid": {"S": sid},
+        "account_sid": {"S": account_sid},
+        "name": {"S": name},
+        "language": {"S": language},
+        "lookup": {"S": f"{account_sid}#{name}#{language}"},
+        "status": {"S": status},
+        "types": {"L": [{"S": t} for t in types]},
+        "placeholders": {"L": [{"S": p} for p in placeholders]},
+        "deleted": {"BOOL": deleted},
+    }
+    if category is not None:
+        item["category"] = {"S": category}
+    boto3.client("dynamodb").put_item(TableName="TemplatesTable", Item=item)
+    return sid
+
+
+@pytest.fixture
+def fake_twilio(gateway: Runtime) -> "FakeTwilio":
+    """The official Twilio client with a recording fake as its HTTP layer."""
+    from tests.fake_twilio import FakeTwilio  # noqa: PLC0415
+    from whatsapp_gateway.adapters.twilio_messages import TwilioMessages  # noqa: PLC0415
+    from whatsapp_gateway.config import TwilioSettings  # noqa: PLC0415
+
+    fake = FakeTwilio()
+    gateway.__dict__["twilio"] = TwilioMessages(TwilioSettings.from_environ(), transport=fake)
+    return fake
+
+
+class SendQueueDriver:
+    """Plays the Lambda SQS event source for the send worker: receives a batch from the FIFO
+    queue (moto keeps a group's later messages back while one is in flight), hands it to the
+    handler as Lambda would, and deletes what the handler did not report failed."""
+
+    def __init__(self, handler: Any, context: Any) -> None:
+        self._sqs = boto3.client("sqs")
+        self._url = os.environ["SEND_QUEUE_URL"]
+        self._handler = handler
+        self._context = context
+
+    def receive_event(self, limit: int = 10) -> dict[str, Any]:
+        answer = self._sqs.receive_message(
+            QueueUrl=self._url,
+            MaxNumberOfMessages=limit,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        return {"Records": [self._record(m) for m in answer.get("Messages", [])]}
+
+    def run(self, limit: int = 10) -> dict[str, Any]:
+        """One worker invocation on the next batch; returns the handler's answer."""
+        return self.deliver(self.receive_event(limit))
+
+    def deliver(self, event: dict[str, Any]) -> dict[str, Any]:
+        answer: dict[str, Any] = self._handler(event, self._context)
+        failed = {failure["itemIdentifier"] for failure in answer["batchItemFailures"]}
+        for record in event["Records"]:
+            if record["messageId"] not in failed:
+                self._sqs.delete_message(QueueUrl=self._url, ReceiptHandle=record["receiptHandle"])
+        return answer
+
+    def make_visible(self) -> None:
+        """Ends every in-flight message's visibility timeout now (time passes in a test)."""
+        answer = self._sqs.receive_message(QueueUrl=self._url, MaxNumberOfMessages=10)
+        for message in answer.get("Messages", []):
+            self._sqs.change_message_visibility(
+                QueueUrl=self._url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+            )
+
+    def depth(self) -> int:
+        attributes = self._sqs.get_queue_attributes(
+            QueueUrl=self._url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(
+            attributes["ApproximateNumberOfMessagesNotVisible"]
+        )
+
+    def enqueue_directly(self, body: str, group: str = "+14155238886/+15005550006") -> str:
+        """What another AWS service does: the API's JSON, no gateway id."""
+        return self._sqs.send_message(QueueUrl=self._url, MessageBody=body, MessageGroupId=group)[
+            "MessageId"
+        ]
+
+    def _record(self, message: Any) -> dict[str, Any]:
+        return {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": message["Attributes"],
+            "messageAttributes": {
+                name: {
+                    "stringValue": value.get("StringValue"),
+                    "dataType": value["DataType"],
+                    "stringListValues": [],
+                    "binaryListValues": [],
+                }
+                for name, value in message.get("MessageAttributes", {}).items()
+            },
+            "md5OfBody": message["MD5OfBody"],
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:SendQueue.fifo",
+            "awsRegion": "us-east-1",
+        }
+
+
+@pytest.fixture
+def send_queue(gateway: Runtime, lambda_context: LambdaContext) -> SendQueueDriver:
+    from send_worker import app as worker  # noqa: PLC0415
+
+    return SendQueueDriver(worker.handler, lambda_context)
+
+
+def post_message(
+    body: dict[str, Any] | str, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any]]:
+    """POST /v1/messages through the API function; the status and the JSON answer."""
+    from api import app as api  # noqa: PLC0415
+
+    event = api_event("POST", "/v1/messages")
+    event["headers"] = {**event["headers"], "content-type": "application/json", **(headers or {})}
+    event["body"] = body if isinstance(body, str) else json.dumps(body)
+    response = api.handler(event, LambdaContext())
+    return response["statusCode"], json.loads(response["body"])
+
+
+def status_callback_event(
+    message_sid: str,
+    status: str,
+    *,
+    message_id: str | None,
+    error_code: str | None = None,
+    token: str | None = TEST_AUTH_TOKEN,
+) -> dict[str, Any]:
+    """Twilio's signed status callback of one of the gateway's messages."""
+    form = {
+        "AccountSid": "AC" + "1" * 32,
+        "ApiVersion": "2010-04-01",
+        "ChannelPrefix": "whatsapp",
+        "From": "whatsapp:+14155238886",
+        "MessageSid": message_sid,
+        "MessageStatus": status,
+        "SmsSid": message_sid,
+        "SmsStatus": status,
+        "To": "whatsapp:+15005550006",
+    }
+    if error_code is not None:
+        form["ErrorCode"] = error_code
+    query = f"message_id={message_id}" if message_id else ""
+    return webhook_event(form, path="/webhooks/twilio/status", query=query, token=token)

@@ -27,10 +27,13 @@ def process_fifo_groups_concurrently(
         groups.setdefault(record["attributes"]["MessageGroupId"], []).append(record)
 
     def process(records: list[dict[str, Any]]) -> list[Any]:
+        processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+        # A group that fails whole is one group of the batch, reported like any other.
+        processor.raise_on_entire_batch_failure = False
         response = process_partial_response(
             event={"Records": records},
             record_handler=record_handler,
-            processor=SqsFifoPartialProcessor(skip_group_on_error=True),
+            processor=processor,
             context=context,
         )
         return list(response.get("batchItemFailures", []))

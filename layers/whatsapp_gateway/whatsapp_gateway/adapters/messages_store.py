@@ -103,6 +103,7 @@ class MessagesStore:
         """Records an attempt to send (creating the message when it was enqueued directly) and
         returns the message as it was before: None when new."""
         fields = _fields(record)
+        del fields["message_id"]  # the key
         answer = self._client.update_item(
             TableName=self._messages,
             Key=_key(record.message_id),
