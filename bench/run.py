@@ -4,11 +4,16 @@ import json
 import os
 import platform
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +67,7 @@ def _median_import_seconds(module: str, env: dict[str, str], cwd: Path) -> float
 def cold_imports() -> dict[str, Any]:
     """Import time of each handler module in a fresh process, next to `import boto3`."""
     results: dict[str, Any] = {}
-    for function in ("inbound_webhook",):
+    for function in ("inbound_webhook", "status_webhook"):
         root, env = _lambda_like_tree(function)
         try:
             boto3_seconds = _median_import_seconds("boto3", env, root)
@@ -80,38 +85,73 @@ def cold_imports() -> dict[str, Any]:
     return results
 
 
-def inbound_aws_calls(messages: int = 50) -> dict[str, Any]:
-    """AWS calls made per inbound message (moto in-process), counted by botocore's events:
-    new messages, Twilio's retry of a delivered one, and an opt-out keyword."""
+_ENVIRONMENT = {
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "POWERTOOLS_SERVICE_NAME": "whatsapp-gateway",
+    "POWERTOOLS_METRICS_NAMESPACE": "WhatsAppGateway",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
+    "TWILIO_AUTH_TOKEN": "test-auth-token-0000",
+    "WHATSAPP_FROM": "whatsapp:+14155238886",
+    "PUBLIC_BASE_URL": "https://gateway.example.test",
+    "WINDOWS_TABLE": "WindowsTable",
+    "MESSAGES_TABLE": "MessagesTable",
+    "TEMPLATES_TABLE": "TemplatesTable",
+    "IDEMPOTENCY_TABLE": "IdempotencyTable",
+    "EVENT_BUS_NAME": "EventBus",
+}
+
+
+@contextmanager
+def _moto_server() -> Iterator[None]:
+    """moto as a server in a process of its own, AWS_ENDPOINT_URL pointing at it: AWS calls
+    cross a socket as they do in Lambda, instead of running moto on the caller's threads."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1):  # noqa: S310
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        os.environ["AWS_ENDPOINT_URL"] = endpoint
+        yield
+    finally:
+        os.environ.pop("AWS_ENDPOINT_URL", None)
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@contextmanager
+def _gateway_on_moto(*, server: bool = False) -> Iterator[Counter[str]]:
+    """The template's resources on moto (in-process, or a moto server); yields a counter of
+    AWS calls by operation (botocore's before-call events), which the caller clears."""
     import boto3  # noqa: PLC0415  (after the environment is set for moto)
     from moto import mock_aws  # noqa: PLC0415
 
-    from infra.sam_template import create_event_buses, create_tables  # noqa: PLC0415
-    from tests.integration.conftest import (  # noqa: PLC0415
-        LambdaContext,
-        inbound_form,
-        webhook_event,
+    from infra.sam_template import (  # noqa: PLC0415
+        create_event_buses,
+        create_queues,
+        create_tables,
     )
+    from whatsapp_gateway.runtime import runtime  # noqa: PLC0415
 
-    os.environ.update(
-        {
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench",
-            "POWERTOOLS_SERVICE_NAME": "whatsapp-gateway",
-            "POWERTOOLS_METRICS_NAMESPACE": "WhatsAppGateway",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_LOG_LEVEL": "WARNING",
-            "POWERTOOLS_METRICS_DISABLED": "true",
-            "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
-            "TWILIO_AUTH_TOKEN": "test-auth-token-0000",
-            "WHATSAPP_FROM": "whatsapp:+14155238886",
-            "PUBLIC_BASE_URL": "https://gateway.example.test",
-            "WINDOWS_TABLE": "WindowsTable",
-            "MESSAGES_TABLE": "MessagesTable",
-            "EVENT_BUS_NAME": "EventBus",
-        }
-    )
+    os.environ.update(_ENVIRONMENT)
     calls: Counter[str] = Counter()
 
     def count(event_name: str, **_: object) -> None:
@@ -119,13 +159,35 @@ def inbound_aws_calls(messages: int = 50) -> dict[str, Any]:
         service, operation = event_name.split(".", 2)[1:]
         calls[f"{service}.{operation}"] += 1
 
-    with mock_aws():
+    with _moto_server() if server else mock_aws():
         boto3.setup_default_session()
         create_tables(boto3.client("dynamodb"))
         create_event_buses(boto3.client("events"))
+        os.environ["SEND_QUEUE_URL"] = create_queues(boto3.client("sqs"))["SendQueue"]
         assert boto3.DEFAULT_SESSION is not None
         boto3.DEFAULT_SESSION.events.register("before-call", count)
+        runtime.cache_clear()
+        yield calls
+        runtime.cache_clear()
 
+
+def _summary(counter: Counter[str], divisor: int = 1) -> dict[str, Any]:
+    return {
+        "total": round(sum(counter.values()) / divisor, 2),
+        "by_operation": {name: round(n / divisor, 2) for name, n in sorted(counter.items())},
+    }
+
+
+def inbound_aws_calls(messages: int = 50) -> dict[str, Any]:
+    """AWS calls made per inbound message (moto in-process): new messages, Twilio's retry of a
+    delivered one, and an opt-out keyword."""
+    from tests.integration.conftest import (  # noqa: PLC0415
+        LambdaContext,
+        inbound_form,
+        webhook_event,
+    )
+
+    with _gateway_on_moto() as calls:
         from inbound_webhook import app  # noqa: PLC0415
 
         context = LambdaContext()
@@ -145,18 +207,88 @@ def inbound_aws_calls(messages: int = 50) -> dict[str, Any]:
         retry = deliver(MessageSid=f"SM{0:032x}", From="whatsapp:+15005550000")
         opt_out = deliver(MessageSid="SM" + "e" * 32, Body="STOP")
 
-    def summary(counter: Counter[str], divisor: int = 1) -> dict[str, Any]:
-        return {
-            "total": round(sum(counter.values()) / divisor, 2),
-            "by_operation": {name: round(n / divisor, 2) for name, n in sorted(counter.items())},
-        }
-
     return {
-        "new_message": summary(per_message, messages),
-        "twilio_retry_of_a_delivered_message": summary(retry),
-        "opt_out_keyword": summary(opt_out),
+        "new_message": _summary(per_message, messages),
+        "twilio_retry_of_a_delivered_message": _summary(retry),
+        "opt_out_keyword": _summary(opt_out),
         "messages": messages,
         "target_max_calls_per_message": 3,
+    }
+
+
+def send_worker_batch(contacts: int = 10, twilio_latency: float = 0.2) -> dict[str, Any]:
+    """The send worker on a batch of ``contacts`` records of as many FIFO groups, the fake
+    Twilio answering after ``twilio_latency`` seconds: groups sent concurrently, next to the same
+    batch one record at a time; and the AWS and Twilio calls per sent message."""
+    from tests.fake_twilio import FakeTwilio  # noqa: PLC0415
+    from tests.integration.conftest import (  # noqa: PLC0415
+        LambdaContext,
+        SendQueueDriver,
+        inbound_form,
+        post_message,
+        webhook_event,
+    )
+    from whatsapp_gateway.adapters.twilio_messages import TwilioMessages  # noqa: PLC0415
+    from whatsapp_gateway.config import TwilioSettings  # noqa: PLC0415
+    from whatsapp_gateway.runtime import runtime  # noqa: PLC0415
+
+    class SlowTwilio(FakeTwilio):
+        def request(self, *args: Any, **kwargs: Any) -> Any:
+            time.sleep(twilio_latency)
+            return super().request(*args, **kwargs)
+
+    def one_batch(concurrency: int) -> tuple[float, Counter[str], int]:
+        os.environ["SEND_CONCURRENCY"] = str(concurrency)
+        with _gateway_on_moto(server=True) as calls:
+            from inbound_webhook import app as inbound  # noqa: PLC0415
+            from send_worker import app as worker  # noqa: PLC0415
+
+            context = LambdaContext()
+            fake = SlowTwilio()
+            runtime().__dict__["twilio"] = TwilioMessages(
+                TwilioSettings.from_environ(), transport=fake
+            )
+            for index in range(contacts + 1):
+                contact = f"+1500555{index:04d}"
+                inbound.handler(
+                    webhook_event(
+                        inbound_form(MessageSid=f"SM{index:032x}", From=f"whatsapp:{contact}")
+                    ),
+                    context,
+                )
+                assert post_message({"to": contact, "body": f"hello {index}"})[0] == 202
+            queue = SendQueueDriver(worker.handler, context)
+            queue.run(limit=1)  # warm-up on one contact: settings, clients, Twilio's client
+            event = queue.receive_event()
+            assert len(event["Records"]) == contacts
+            calls.clear()
+            started = time.perf_counter()
+            answer = worker.handler(event, context)
+            seconds = time.perf_counter() - started
+            worker_calls = Counter(calls)  # the event source's deletes are not the worker's
+            assert answer["batchItemFailures"] == [], answer
+            posts = sum(1 for r in fake.requests if r.method == "POST") - 1
+            assert posts == contacts
+            return seconds, worker_calls, posts
+
+    concurrent_seconds, calls, twilio_calls = one_batch(concurrency=10)
+    sequential_seconds, _, _ = one_batch(concurrency=1)
+    dynamodb = Counter({k: v for k, v in calls.items() if k.startswith("dynamodb.")})
+    return {
+        "records": contacts,
+        "groups": contacts,
+        "twilio_latency_ms": twilio_latency * 1000,
+        "concurrent_ms": round(concurrent_seconds * 1000, 1),
+        "one_at_a_time_ms": round(sequential_seconds * 1000, 1),
+        "speedup": round(sequential_seconds / concurrent_seconds, 2),
+        "target_speedup": 6,
+        "per_sent_message": {
+            "twilio_calls": round(twilio_calls / contacts, 2),
+            "dynamodb_calls": _summary(dynamodb, contacts),
+            "aws_calls": _summary(calls, contacts),
+            "target_twilio_calls": 1,
+            "target_max_dynamodb_calls": 4,
+        },
     }
 
 
@@ -166,6 +298,7 @@ def main() -> None:
         "machine": platform.machine(),
         "cold_import": cold_imports(),
         "inbound_aws_calls": inbound_aws_calls(),
+        "send_worker_batch": send_worker_batch(),
     }
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))

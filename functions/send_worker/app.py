@@ -8,14 +8,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from whatsapp_gateway.adapters.sqs import MESSAGE_ID_ATTRIBUTE
 from whatsapp_gateway.batch import process_fifo_groups_concurrently
-from whatsapp_gateway.config import WorkerSettings
 from whatsapp_gateway.observability import logger, metrics, tracer
 from whatsapp_gateway.runtime import runtime
 from whatsapp_gateway.sending import RetryLaterError, SendOutcome, send_queued_message
 
 
 def send_record(record: SQSRecord) -> SendOutcome:
-    deps, settings = runtime(), WorkerSettings.from_environ()
+    deps = runtime()
+    settings = deps.worker_settings
     attribute = record.message_attributes[MESSAGE_ID_ATTRIBUTE]
     # Enqueued by the API: the id it answered; enqueued directly: the SQS message id.
     message_id = (attribute.string_value if attribute else None) or record.message_id
@@ -64,6 +64,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return process_fifo_groups_concurrently(
         event,
         send_record,
-        max_workers=WorkerSettings.from_environ().send_concurrency,
+        max_workers=runtime().worker_settings.send_concurrency,
         context=context,
     )

@@ -15,7 +15,7 @@ HEAVY_MODULES = [
 ]
 
 
-@pytest.mark.parametrize("function", ["inbound_webhook"])
+@pytest.mark.parametrize("function", ["inbound_webhook", "status_webhook"])
 def test_a_webhook_handler_imports_no_heavy_module(function):
     code = (
         "import importlib, json, sys; importlib.import_module(sys.argv[1]); "

@@ -55,3 +55,37 @@ def test_functions_and_layer_target_python_3_13_on_arm64():
     assert function_globals["Architectures"] == ["arm64"]
     assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
     assert (ROOT / layer["Properties"]["ContentUri"] / "requirements.txt").is_file()
+
+
+@pytest.mark.parametrize(
+    "name",
+    sorted(
+        name
+        for name, function in FUNCTIONS.items()
+        if any(e["Type"] == "SQS" for e in function["Properties"].get("Events", {}).values())
+    ),
+)
+def test_each_queue_consumer_reports_batch_item_failures_and_outlives_its_timeout(name):
+    # A visibility timeout under 6x the function's timeout hands a batch still in flight to a
+    # second worker: the Powertools and AWS guidance.
+    properties = FUNCTIONS[name]["Properties"]
+    queues = resources("AWS::SQS::Queue")
+    for event in properties["Events"].values():
+        if event["Type"] != "SQS":
+            continue
+        assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        queue = queues[event["Properties"]["Queue"]["Fn::GetAtt"].split(".")[0]]["Properties"]
+        assert queue["VisibilityTimeout"] >= 6 * properties["Timeout"]
+        assert "RedrivePolicy" in queue
+
+
+def test_the_send_queue_is_fifo_with_high_throughput_and_a_fifo_dead_letter_queue():
+    queues = resources("AWS::SQS::Queue")
+    send = queues["SendQueue"]["Properties"]
+    dead_letters = queues["SendDeadLetterQueue"]["Properties"]
+
+    assert send["FifoQueue"] is True
+    assert send["DeduplicationScope"] == "messageGroup"
+    assert send["FifoThroughputLimit"] == "perMessageGroupId"
+    assert dead_letters["FifoQueue"] is True
+    assert dead_letters["MessageRetentionPeriod"] == 14 * 24 * 60 * 60

@@ -22,6 +22,7 @@ from whatsapp_gateway.config import (
     StateSettings,
     TwilioSettings,
     WebhookSettings,
+    WorkerSettings,
 )
 from whatsapp_gateway.models.accounts import TwilioAccounts
 
@@ -94,9 +95,20 @@ class Runtime:
     def webhook_settings(self) -> WebhookSettings:
         return WebhookSettings.from_environ()
 
-    def accounts(self) -> TwilioAccounts:
-        """Re-read on every call: Powertools Parameters caches the secret for its max age."""
+    @cached_property
+    def worker_settings(self) -> WorkerSettings:
+        return WorkerSettings.from_environ()
+
+    @cached_property
+    def _local_accounts(self) -> TwilioAccounts:
         return load_accounts(self.twilio_settings)
+
+    def accounts(self) -> TwilioAccounts:
+        """Deployed, re-read on every call (Powertools Parameters caches the secret for its max
+        age, so a rotated token arrives); locally, the environment's one account."""
+        if self.twilio_settings.accounts_secret:
+            return load_accounts(self.twilio_settings)
+        return self._local_accounts
 
 
 @cache
