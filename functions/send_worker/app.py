@@ -50,7 +50,7 @@ def send_record(record: SQSRecord) -> SendOutcome:
                 "the send worker failed on every attempt",
                 deps.clock.now(),
             )
-            metrics.add_metric(name="SendsExhausted", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name="Sends_exhausted", unit=MetricUnit.Count, value=1)
         raise
     logger.info("message handled", extra={"outcome": outcome.value})
     metrics.add_metric(name=f"Sends_{outcome.value}", unit=MetricUnit.Count, value=1)

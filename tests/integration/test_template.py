@@ -89,3 +89,10 @@ def test_the_send_queue_is_fifo_with_high_throughput_and_a_fifo_dead_letter_queu
     assert send["FifoThroughputLimit"] == "perMessageGroupId"
     assert dead_letters["FifoQueue"] is True
     assert dead_letters["MessageRetentionPeriod"] == 14 * 24 * 60 * 60
+
+
+def test_the_twilio_timeout_is_shorter_than_the_send_workers():
+    worker = FUNCTIONS["SendWorkerFunction"]["Properties"]
+    twilio_timeout = float(worker["Environment"]["Variables"]["TWILIO_HTTP_TIMEOUT_SECONDS"])
+
+    assert 0 < twilio_timeout < worker["Timeout"]

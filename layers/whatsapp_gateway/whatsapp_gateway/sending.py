@@ -47,6 +47,7 @@ class SendOutcome(StrEnum):
     ALREADY_DONE = "already_done"  # a redelivery of a message sent or ended before
     REFUSED = "refused"  # invalid or against the WhatsApp rules: failed, never sent
     FAILED = "failed"  # Twilio refused it: failed with Twilio's code
+    EXHAUSTED = "exhausted"  # Twilio kept failing until the last attempt: retries_exhausted
 
 
 class RetryLaterError(Exception):
@@ -185,7 +186,7 @@ def _deliver(
             return SendOutcome.FAILED, store.record_failed(message_id, code, error.message, now)
         if attempt >= max_attempts:
             reason = f"Twilio failed {attempt} times; last: {code} {error.message}"
-            return SendOutcome.FAILED, store.record_failed(
+            return SendOutcome.EXHAUSTED, store.record_failed(
                 message_id, "retries_exhausted", reason, now
             )
         if not error.maybe_sent:
