@@ -1,7 +1,9 @@
 """The collaborators of the functions, built on first use and kept for the container's life.
 
 Nothing is built at import time: a function pays only for the clients it uses, and tests
-replace a collaborator by setting the attribute on ``runtime()``.
+replace a collaborator by setting the attribute on ``runtime()``. The adapters that only some
+functions use are imported where they are built, so that the webhooks' cold start does not pay
+for the send path (the Twilio REST client, idempotency, SQS, the outbound models).
 """
 
 from functools import cache, cached_property
@@ -11,8 +13,6 @@ import boto3
 
 from whatsapp_gateway.adapters.dynamodb import GatewayStore
 from whatsapp_gateway.adapters.eventbridge import EventBus
-from whatsapp_gateway.adapters.messages_store import MessagesStore
-from whatsapp_gateway.adapters.sqs import SendQueue
 from whatsapp_gateway.adapters.twilio_accounts import load_accounts
 from whatsapp_gateway.clock import Clock
 from whatsapp_gateway.config import (
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_sqs import SQSClient
 
+    from whatsapp_gateway.adapters.messages_store import MessagesStore
+    from whatsapp_gateway.adapters.sqs import SendQueue
     from whatsapp_gateway.adapters.twilio_messages import TwilioMessages
 
 
@@ -54,13 +56,17 @@ class Runtime:
         return GatewayStore(self._dynamodb, settings.windows_table, settings.messages_table)
 
     @cached_property
-    def messages(self) -> MessagesStore:
+    def messages(self) -> "MessagesStore":
         """Outbound messages and the synced templates."""
+        from whatsapp_gateway.adapters.messages_store import MessagesStore  # noqa: PLC0415
+
         settings = self._state_settings
         return MessagesStore(self._dynamodb, settings.messages_table, settings.templates_table)
 
     @cached_property
-    def queue(self) -> SendQueue:
+    def queue(self) -> "SendQueue":
+        from whatsapp_gateway.adapters.sqs import SendQueue  # noqa: PLC0415
+
         client: SQSClient = boto3.client("sqs")
         return SendQueue(client, QueueSettings.from_environ().send_queue_url)
 
@@ -68,7 +74,7 @@ class Runtime:
     def idempotency(self) -> "DynamoDBPersistenceLayer":
         """Powertools' idempotency records (the API's Idempotency-Key)."""
         from aws_lambda_powertools.utilities.idempotency import (  # noqa: PLC0415
-            DynamoDBPersistenceLayer,  # the API function's alone
+            DynamoDBPersistenceLayer,
         )
 
         table = ApiSettings.from_environ().idempotency_table
@@ -76,8 +82,6 @@ class Runtime:
 
     @cached_property
     def twilio(self) -> "TwilioMessages":
-        # Imported here: the Twilio REST client is the send worker's alone, and costs the
-        # webhooks' cold start.
         from whatsapp_gateway.adapters.twilio_messages import TwilioMessages  # noqa: PLC0415
 
         return TwilioMessages(self.twilio_settings)
