@@ -10,7 +10,7 @@ from whatsapp_gateway.adapters.sqs import MESSAGE_ID_ATTRIBUTE
 from whatsapp_gateway.batch import process_fifo_groups_concurrently
 from whatsapp_gateway.observability import logger, metrics, tracer
 from whatsapp_gateway.runtime import runtime
-from whatsapp_gateway.sending import RetryLaterError, SendOutcome, send_queued_message
+from whatsapp_gateway.sending import RetryLaterError, SendOutcome, give_up, send_queued_message
 
 
 def send_record(record: SQSRecord) -> SendOutcome:
@@ -44,11 +44,12 @@ def send_record(record: SQSRecord) -> SendOutcome:
     except Exception:
         if attempt >= settings.max_send_attempts:
             # The last delivery before the dead-letter queue: the message ends failed.
-            deps.messages.record_failed(
+            give_up(
                 message_id,
-                "retries_exhausted",
-                "the send worker failed on every attempt",
-                deps.clock.now(),
+                store=deps.messages,
+                conversations=deps.store,
+                events=deps.events,
+                now=deps.clock.now(),
             )
             metrics.add_metric(name="Sends_exhausted", unit=MetricUnit.Count, value=1)
         raise

@@ -7,6 +7,7 @@ import hmac
 import json
 import os
 from collections.abc import Iterator, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +16,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from infra.sam_template import create_event_buses, create_queues, create_tables
@@ -71,6 +73,8 @@ def webhook_event(
     event = load_event("inbound_webhook.json")
     event["rawPath"] = event["requestContext"]["http"]["path"] = path
     event["rawQueryString"] = query
+    if query:
+        event["queryStringParameters"] = dict(parse_qsl(query))
     event["headers"]["content-type"] = content_type
     url = f"{PUBLIC_BASE_URL}{path}" + (f"?{query}" if query else "")
     if signature is None and token is not None:
@@ -244,6 +248,7 @@ class SendQueueDriver:
         self._url = os.environ["SEND_QUEUE_URL"]
         self._handler = handler
         self._context = context
+        self._handles: list[str] = []
 
     def receive_event(self, limit: int = 10) -> dict[str, Any]:
         answer = self._sqs.receive_message(
@@ -252,7 +257,9 @@ class SendQueueDriver:
             AttributeNames=["All"],
             MessageAttributeNames=["All"],
         )
-        return {"Records": [self._record(m) for m in answer.get("Messages", [])]}
+        messages = answer.get("Messages", [])
+        self._handles += [message["ReceiptHandle"] for message in messages]
+        return {"Records": [self._record(m) for m in messages]}
 
     def run(self, limit: int = 10) -> dict[str, Any]:
         """One worker invocation on the next batch; returns the handler's answer."""
@@ -267,12 +274,15 @@ class SendQueueDriver:
         return answer
 
     def make_visible(self) -> None:
-        """Ends every in-flight message's visibility timeout now (time passes in a test)."""
-        answer = self._sqs.receive_message(QueueUrl=self._url, MaxNumberOfMessages=10)
-        for message in answer.get("Messages", []):
-            self._sqs.change_message_visibility(
-                QueueUrl=self._url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
-            )
+        """Ends the visibility timeout of every message handed out so far (time passes in a
+        test): SQS never hands a message in flight out again, so the driver keeps the
+        receipt handles."""
+        for handle in self._handles:
+            with suppress(self._sqs.exceptions.ReceiptHandleIsInvalid, ClientError):
+                self._sqs.change_message_visibility(
+                    QueueUrl=self._url, ReceiptHandle=handle, VisibilityTimeout=0
+                )
+        self._handles.clear()
 
     def depth(self) -> int:
         attributes = self._sqs.get_queue_attributes(

@@ -71,7 +71,7 @@ class PolicyReader(Protocol):
 
 
 class TemplateReader(Protocol):
-    def template_by_sid(self, sid: str) -> Template | None: ...
+    def template_by_sid(self, account_sid: str, sid: str) -> Template | None: ...
 
     def template_by_name(self, account_sid: str, name: str, language: str) -> Template | None: ...
 
@@ -119,13 +119,17 @@ def _template(
     ref: TemplateRef, account: TwilioAccount, templates: TemplateReader
 ) -> Template | None:
     if ref.content_sid is not None:
-        return templates.template_by_sid(ref.content_sid)
+        return templates.template_by_sid(account.account_sid, ref.content_sid)
     # TemplateRef guarantees a name and a language when there is no content_sid.
     return templates.template_by_name(account.account_sid, str(ref.name), str(ref.language))
 
 
 class AcceptStore(Protocol):
     def create_accepted(self, record: OutboundRecord) -> None: ...
+
+    def record_failed(
+        self, message_id: str, code: str, message: str, now: datetime
+    ) -> OutboundRecord | None: ...
 
 
 class Enqueuer(Protocol):
@@ -147,12 +151,17 @@ def accept_message(
     decision = decide(request, accounts=accounts, state=state, templates=templates, now=now)
     record = _record(message_id, request, decision, now)
     store.create_accepted(record)
-    queue.enqueue(
-        message_id=message_id,
-        sender=record.sender,
-        contact=record.contact,
-        body=request.model_dump_json(by_alias=True, exclude_defaults=True),
-    )
+    try:
+        queue.enqueue(
+            message_id=message_id,
+            sender=record.sender,
+            contact=record.contact,
+            body=request.model_dump_json(by_alias=True, exclude_defaults=True),
+        )
+    except Exception:
+        # Never left accepted without a way to be sent: the caller's retry makes a new one.
+        store.record_failed(message_id, "enqueue_failed", "the send queue refused it", now)
+        raise
     return Accepted(id=message_id)
 
 

@@ -116,6 +116,15 @@ def send_queued_message(
         code, reason = _refusal(error)
         publish(store.record_failed(message_id, code, reason, now))
         return SendOutcome.REFUSED
+    # Decided before the claim, so that the record carries the category its delivery opens
+    # from the first attempt on; acted on after it, so that a message already sent is never
+    # failed by a rule that changed since.
+    decision: SendDecision | PolicyViolationError
+    try:
+        decision = decide(request, accounts=accounts, state=state, templates=store, now=now)
+    except PolicyViolationError as violation:
+        decision = violation
+    allowed = decision if isinstance(decision, SendDecision) else None
     draft = OutboundRecord(
         message_id=message_id,
         account_sid=account.account_sid,
@@ -123,15 +132,15 @@ def send_queued_message(
         contact=request.to,
         request=request,
         created_at=now,
+        category=allowed.allowed.category if allowed else None,
+        template_sid=allowed.template.sid if allowed and allowed.template else None,
     )
     previous = store.claim_attempt(draft, now)
     if previous is not None and previous.done:
         publish(previous)  # events a crash kept from the bus
         return SendOutcome.ALREADY_DONE
-    try:
-        decision = decide(request, accounts=accounts, state=state, templates=store, now=now)
-    except PolicyViolationError as violation:
-        publish(store.record_failed(message_id, violation.code, violation.message, now))
+    if isinstance(decision, PolicyViolationError):
+        publish(store.record_failed(message_id, decision.code, decision.message, now))
         return SendOutcome.REFUSED
     outcome, failed = _deliver(
         request,
@@ -173,10 +182,13 @@ def _deliver(
             now=now,
         )
 
-    if previous is not None and (reached := _reached_twilio(previous, decision.account, twilio)):
-        sent(reached.sid)
-        return SendOutcome.RECONCILED, None
     try:
+        # A failed listing is a failure like any other: never send blindly after a crash.
+        if previous is not None and (
+            reached := _reached_twilio(previous, decision.account, twilio, store)
+        ):
+            sent(reached.sid)
+            return SendOutcome.RECONCILED, None
         message = twilio.send(
             decision.account, _twilio_request(request, decision, status_callback_url)
         )
@@ -204,15 +216,21 @@ def _refusal(error: ValidationError | PolicyViolationError | ApiError) -> tuple[
 
 
 def _reached_twilio(
-    previous: OutboundRecord, account: TwilioAccount, twilio: TwilioSender
+    previous: OutboundRecord, account: TwilioAccount, twilio: TwilioSender, store: WorkerStore
 ) -> SentMessage | None:
-    """The message an earlier attempt may have created at Twilio before the worker died."""
+    """The message an earlier attempt may have created at Twilio before the worker died.
+
+    One contact's messages are sent one at a time (a FIFO group): the contact's earlier
+    messages were recorded before this one was taken, so a listed message no other record
+    claims is this attempt's.
+    """
     if previous.attempt_started_at is None:
         return None
     since = previous.attempt_started_at - RECONCILE_SLACK
-    found = twilio.messages_to(account, previous.sender, previous.contact, since=since)
-    # One contact's messages are sent one at a time (FIFO group): any is this attempt's.
-    return found[0] if found else None
+    for listed in twilio.messages_to(account, previous.sender, previous.contact, since=since):
+        if store.message_id_of(listed.sid) in (None, previous.message_id):
+            return listed
+    return None
 
 
 def _twilio_request(
@@ -233,6 +251,23 @@ def _twilio_request(
         media_urls=request.media_urls,
         status_callback=status_callback_url,
     )
+
+
+def give_up(
+    message_id: str,
+    *,
+    store: WorkerStore,
+    conversations: ConversationStore,
+    events: EventPublisher,
+    now: datetime,
+) -> None:
+    """The last delivery failed on something unexpected (the message goes to the dead-letter
+    queue): the message ends failed, and the bus is told."""
+    record = store.record_failed(
+        message_id, "retries_exhausted", "the send worker failed on every attempt", now
+    )
+    if record is not None:
+        publish_status_changes(record, store=store, conversations=conversations, events=events)
 
 
 def retry_delay_seconds(receive_count: int) -> int:

@@ -84,7 +84,9 @@ def publish_status_changes(
     """Publishes the record's unpublished status changes, then marks them published."""
     if not record.unpublished:
         return
-    first_reach = next((e for e in record.history if e.status in REACHED_CONTACT), None)
+    first_reach = next(
+        (e for e in record.history if e.applied and e.status in REACHED_CONTACT), None
+    )
     pending: list[GatewayEvent] = []
     for entry in record.unpublished:
         pending.append(_status_changed(record, entry))
@@ -106,7 +108,8 @@ def publish_status_changes(
 
 
 def _status_changed(record: OutboundRecord, entry: StatusEntry) -> MessageStatusChanged:
-    earlier = [e.status for e in record.history if e.at <= entry.at and e.status != entry.status]
+    taken = [e for e in record.history if e.applied]
+    earlier = [e.status for e in taken[: taken.index(entry)]] if entry in taken else []
     return MessageStatusChanged(
         message_id=record.message_id,
         twilio_sid=record.twilio_sid,

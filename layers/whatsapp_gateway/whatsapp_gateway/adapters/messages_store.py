@@ -62,9 +62,11 @@ class MessagesStore:
         items = answer.get("Items", [])
         return str(from_item(items[0])["message_id"]) if items else None
 
-    def template_by_sid(self, sid: str) -> Template | None:
+    def template_by_sid(self, account_sid: str, sid: str) -> Template | None:
+        """The account's template: a Content SID belongs to one account (one WABA)."""
         answer = self._client.get_item(TableName=self._templates, Key={"sid": {"S": sid}})
-        return _template(from_item(answer["Item"])) if "Item" in answer else None
+        item = from_item(answer.get("Item") or {})
+        return _template(item) if item.get("account_sid") == account_sid else None
 
     def template_by_name(self, account_sid: str, name: str, language: str) -> Template | None:
         answer = self._client.query(
@@ -277,7 +279,8 @@ class MessagesStore:
                 "twilio_sid = if_not_exists(twilio_sid, :sid)",
                 ExpressionAttributeNames={"#entry": status.value},
                 ExpressionAttributeValues={
-                    ":entry": to_value({**entry, "published": True}),
+                    # Kept as a fact, but the message never took this status: no event.
+                    ":entry": to_value({**entry, "published": True, "ignored": True}),
                     **expression_values(sid=twilio_sid),
                 },
                 ReturnValues="ALL_NEW",
@@ -353,6 +356,7 @@ def _history(item: Mapping[str, Any], *, unpublished_only: bool = False) -> tupl
             at=entry["at"],
             error_code=entry.get("error_code"),
             error_message=entry.get("error_message"),
+            applied=not entry.get("ignored", False),
         )
         for status, entry in item.get("status_history", {}).items()
         if not (unpublished_only and entry["published"])

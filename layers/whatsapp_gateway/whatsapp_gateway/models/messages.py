@@ -87,6 +87,8 @@ class StatusEntry(BaseModel):
     at: datetime
     error_code: str | None = None
     error_message: str | None = None
+    # False for a status reported out of order, after the message had moved past it.
+    applied: bool = Field(True, exclude=True)
 
 
 class TemplateView(BaseModel):
