@@ -227,15 +227,21 @@ def seed_template(
 
 
 @pytest.fixture
-def fake_twilio(gateway: Runtime) -> "FakeTwilio":
-    """The official Twilio client with a recording fake as its HTTP layer."""
+def fake_twilio(gateway: Runtime) -> "Iterator[FakeTwilio]":
+    """The official Twilio client with a recording fake as its HTTP layer. Every request the
+    code sent during the test is then checked against Twilio's OpenAPI description (when the
+    shared folder is there; the contract tests say so when it is not)."""
     from tests.fake_twilio import FakeTwilio  # noqa: PLC0415
+    from tests.twilio_contract import assert_valid_request, load_spec  # noqa: PLC0415
     from whatsapp_gateway.adapters.twilio_messages import TwilioMessages  # noqa: PLC0415
     from whatsapp_gateway.config import TwilioSettings  # noqa: PLC0415
 
     fake = FakeTwilio()
     gateway.__dict__["twilio"] = TwilioMessages(TwilioSettings.from_environ(), transport=fake)
-    return fake
+    yield fake
+    if (spec := load_spec()) is not None:
+        for request in fake.requests:
+            assert_valid_request(spec, request)
 
 
 class SendQueueDriver:
