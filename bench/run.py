@@ -228,7 +228,7 @@ def send_worker_batch(contacts: int = 10, twilio_latency: float = 0.2) -> dict[s
         post_message,
         webhook_event,
     )
-    from whatsapp_gateway.adapters.twilio_messages import TwilioMessages  # noqa: PLC0415
+    from whatsapp_gateway.adapters.twilio_rest import TwilioRest  # noqa: PLC0415
     from whatsapp_gateway.config import TwilioSettings  # noqa: PLC0415
     from whatsapp_gateway.runtime import runtime  # noqa: PLC0415
 
@@ -245,7 +245,7 @@ def send_worker_batch(contacts: int = 10, twilio_latency: float = 0.2) -> dict[s
 
             context = LambdaContext()
             fake = SlowTwilio()
-            runtime().__dict__["twilio"] = TwilioMessages(
+            runtime().__dict__["twilio"] = TwilioRest(
                 TwilioSettings.from_environ(), transport=fake
             )
             for index in range(contacts + 1):

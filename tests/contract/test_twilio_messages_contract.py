@@ -27,7 +27,7 @@ from tests.twilio_contract import (
     operation_of,
     validate_schema,
 )
-from whatsapp_gateway.adapters.twilio_messages import TwilioMessages
+from whatsapp_gateway.adapters.twilio_rest import TwilioRest
 from whatsapp_gateway.config import TwilioSettings
 from whatsapp_gateway.domain.addresses import Address
 from whatsapp_gateway.models.accounts import TwilioAccount
@@ -77,7 +77,7 @@ def spec() -> dict[str, Any]:
 def _send(fields: dict[str, Any]) -> FakeTwilio:
     fake = FakeTwilio()
     request = SendRequest.model_validate({"from_": SENDER, "to": CONTACT, **fields})
-    TwilioMessages(TwilioSettings.model_validate({}), fake).send(ACCOUNT, request)
+    TwilioRest(TwilioSettings.model_validate({}), fake).send(ACCOUNT, request)
     return fake
 
 
@@ -137,7 +137,7 @@ def listed() -> FakeTwilio:
         Answer(200, page_json([message], page=0, next_page_uri=next_page)),
         Answer(200, page_json([sent], page=1, next_page_uri=None)),
     )
-    TwilioMessages(TwilioSettings.model_validate({}), fake).messages_to(
+    TwilioRest(TwilioSettings.model_validate({}), fake).messages_to(
         ACCOUNT, SENDER, CONTACT, SENT_AT
     )
     return fake

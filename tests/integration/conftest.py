@@ -233,11 +233,11 @@ def fake_twilio(gateway: Runtime) -> "Iterator[FakeTwilio]":
     shared folder is there; the contract tests say so when it is not)."""
     from tests.fake_twilio import FakeTwilio  # noqa: PLC0415
     from tests.twilio_contract import assert_valid_request, load_spec  # noqa: PLC0415
-    from whatsapp_gateway.adapters.twilio_messages import TwilioMessages  # noqa: PLC0415
+    from whatsapp_gateway.adapters.twilio_rest import TwilioRest  # noqa: PLC0415
     from whatsapp_gateway.config import TwilioSettings  # noqa: PLC0415
 
     fake = FakeTwilio()
-    gateway.__dict__["twilio"] = TwilioMessages(TwilioSettings.from_environ(), transport=fake)
+    gateway.__dict__["twilio"] = TwilioRest(TwilioSettings.from_environ(), transport=fake)
     yield fake
     if (spec := load_spec()) is not None:
         for request in fake.requests:

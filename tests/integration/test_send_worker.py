@@ -43,7 +43,7 @@ from tests.integration.conftest import (
     seed_template,
     webhook_event,
 )
-from whatsapp_gateway.adapters.twilio_messages import TwilioMessages
+from whatsapp_gateway.adapters.twilio_rest import TwilioRest
 from whatsapp_gateway.config import TwilioSettings
 from whatsapp_gateway.models.messages import MessageView
 from whatsapp_gateway.runtime import Runtime
@@ -665,7 +665,7 @@ def test_a_failing_group_holds_back_only_its_own_later_messages(
         open_window(contact, inbound_sid=f"SM{number:032x}")
     failing = contacts[2]
     fake = TwilioFailingFirstSendTo(f"whatsapp:{failing}")
-    gateway.__dict__["twilio"] = TwilioMessages(TwilioSettings.from_environ(), transport=fake)
+    gateway.__dict__["twilio"] = TwilioRest(TwilioSettings.from_environ(), transport=fake)
     # and one message for each contact, two for the failing one
     sent_ok = [accept_text(f"Hello {contact}", to=contact) for contact in contacts[:2]]
     first = accept_text("First of two", to=failing)
@@ -741,7 +741,7 @@ def test_the_groups_of_a_batch_are_sent_concurrently(gateway: Runtime, send_queu
     for number, contact in enumerate(contacts, start=1):
         open_window(contact, inbound_sid=f"SM{number:032x}")
     fake = TwilioAnsweringOnlyConcurrentCreates(parties=len(contacts))
-    gateway.__dict__["twilio"] = TwilioMessages(TwilioSettings.from_environ(), transport=fake)
+    gateway.__dict__["twilio"] = TwilioRest(TwilioSettings.from_environ(), transport=fake)
     message_ids = [accept_text(f"Hello {contact}", to=contact) for contact in contacts]
 
     # When the worker runs on the batch

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
     from whatsapp_gateway.adapters.messages_store import MessagesStore
     from whatsapp_gateway.adapters.sqs import SendQueue
-    from whatsapp_gateway.adapters.twilio_messages import TwilioMessages
+    from whatsapp_gateway.adapters.twilio_rest import TwilioRest
 
 
 class Runtime:
@@ -81,10 +81,10 @@ class Runtime:
         return DynamoDBPersistenceLayer(table_name=table, boto3_client=self._dynamodb)
 
     @cached_property
-    def twilio(self) -> "TwilioMessages":
-        from whatsapp_gateway.adapters.twilio_messages import TwilioMessages  # noqa: PLC0415
+    def twilio(self) -> "TwilioRest":
+        from whatsapp_gateway.adapters.twilio_rest import TwilioRest  # noqa: PLC0415
 
-        return TwilioMessages(self.twilio_settings)
+        return TwilioRest(self.twilio_settings)
 
     @cached_property
     def events(self) -> EventBus:

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from whatsapp_gateway.domain.addresses import Address
 from whatsapp_gateway.domain.policy import PolicyViolationError
-from whatsapp_gateway.domain.twilio_errors import TwilioSendError
+from whatsapp_gateway.domain.twilio_errors import TwilioCallError
 from whatsapp_gateway.domain.windows import Category
 from whatsapp_gateway.errors import ApiError, describe
 from whatsapp_gateway.models.accounts import TwilioAccount, TwilioAccounts
@@ -192,7 +192,7 @@ def _deliver(
         message = twilio.send(
             decision.account, _twilio_request(request, decision, status_callback_url)
         )
-    except TwilioSendError as error:
+    except TwilioCallError as error:
         code = str(error.code or error.status or "no_answer")
         if not error.retryable:
             return SendOutcome.FAILED, store.record_failed(message_id, code, error.message, now)

@@ -40,7 +40,7 @@ def is_retryable(*, status: int | None, code: int | None) -> bool:
     return status == HTTPStatus.TOO_MANY_REQUESTS or 500 <= status <= 599
 
 
-class TwilioSendError(Exception):
+class TwilioCallError(Exception):
     """Twilio refused a call or did not answer it.
 
     ``message`` is Twilio's and may quote a phone number: store it, never log it; the error's

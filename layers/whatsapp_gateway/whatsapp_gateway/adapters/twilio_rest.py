@@ -3,7 +3,7 @@
 One REST client per account, built on first use and rebuilt when the account's auth token
 changes (a rotation). Every request has an explicit timeout (the SDK's default is none) and goes
 to ``TWILIO_API_URL`` instead of Twilio's hosts when that is set. Every failure comes out as one
-TwilioSendError that says whether trying again may succeed.
+TwilioCallError that says whether trying again may succeed.
 """
 
 import json
@@ -29,7 +29,7 @@ from twilio.rest import Client
 
 from whatsapp_gateway.config import TwilioSettings
 from whatsapp_gateway.domain.addresses import Address
-from whatsapp_gateway.domain.twilio_errors import TwilioSendError, is_retryable
+from whatsapp_gateway.domain.twilio_errors import TwilioCallError, is_retryable
 from whatsapp_gateway.models.accounts import TwilioAccount
 from whatsapp_gateway.models.twilio import SendRequest, SentMessage
 
@@ -42,7 +42,7 @@ _HTTP_LOGGER.setLevel(logging.WARNING)
 _SDK_CREATE_PREFIX = "Unable to create record: "
 
 
-class TwilioMessages:
+class TwilioRest:
     """Sends and lists messages of any configured account. Safe to share between threads."""
 
     def __init__(self, settings: TwilioSettings, transport: HttpClient | None = None) -> None:
@@ -52,7 +52,7 @@ class TwilioMessages:
         self._lock = threading.Lock()
 
     def send(self, account: TwilioAccount, request: SendRequest) -> SentMessage:
-        """Creates the message at Twilio; raises TwilioSendError when Twilio refuses it or does
+        """Creates the message at Twilio; raises TwilioCallError when Twilio refuses it or does
         not answer."""
         params: dict[str, object] = {"from_": request.from_.whatsapp, "to": request.to.whatsapp}
         if request.body is not None:
@@ -151,12 +151,12 @@ class _ErrorBody(BaseModel):
 
 @contextmanager
 def _as_send_error() -> Iterator[None]:
-    """Twilio's failures as TwilioSendError. The SDK's exceptions are not chained: their text
+    """Twilio's failures as TwilioCallError. The SDK's exceptions are not chained: their text
     holds request URLs, with numbers in a list's query."""
     try:
         yield
     except (Timeout, RequestsConnectionError) as error:
-        raise TwilioSendError(
+        raise TwilioCallError(
             retryable=is_retryable(status=None, code=None),
             # Unless the connection was never made, the request may have reached Twilio.
             maybe_sent=not isinstance(error, ConnectTimeout),
@@ -171,7 +171,7 @@ def _as_send_error() -> Iterator[None]:
         raise refusal from None
 
 
-def _refusal(error: TwilioException) -> TwilioSendError | None:
+def _refusal(error: TwilioException) -> TwilioCallError | None:
     """The HTTP error answer an SDK exception carries; None for the SDK's own failures."""
     if isinstance(error, TwilioRestException):
         # Without a Twilio code in the answer the SDK repeats the HTTP status as the code.
@@ -190,8 +190,8 @@ def _refusal(error: TwilioException) -> TwilioSendError | None:
     return _answered(response.status_code, body.code, body.message or "Unable to fetch page")
 
 
-def _answered(status: int, code: int | None, message: str) -> TwilioSendError:
-    return TwilioSendError(
+def _answered(status: int, code: int | None, message: str) -> TwilioCallError:
+    return TwilioCallError(
         retryable=is_retryable(status=status, code=code),
         maybe_sent=status >= 500,
         status=status,

@@ -31,14 +31,14 @@ from tests.fake_twilio import (
     messages_path,
     page_json,
 )
-from whatsapp_gateway.adapters import twilio_messages
-from whatsapp_gateway.adapters.twilio_messages import (
-    TwilioMessages,
+from whatsapp_gateway.adapters import twilio_rest
+from whatsapp_gateway.adapters.twilio_rest import (
+    TwilioRest,
     twilio_http_client,
 )
 from whatsapp_gateway.config import TwilioSettings
 from whatsapp_gateway.domain.addresses import Address
-from whatsapp_gateway.domain.twilio_errors import TwilioSendError
+from whatsapp_gateway.domain.twilio_errors import TwilioCallError
 from whatsapp_gateway.models.accounts import TwilioAccount
 from whatsapp_gateway.models.twilio import SendRequest, SentMessage
 
@@ -73,8 +73,8 @@ def fake() -> FakeTwilio:
 
 
 @pytest.fixture
-def messages(fake: FakeTwilio) -> TwilioMessages:
-    return TwilioMessages(settings(), fake)
+def messages(fake: FakeTwilio) -> TwilioRest:
+    return TwilioRest(settings(), fake)
 
 
 # --- what is sent ---------------------------------------------------------------------------
@@ -186,8 +186,8 @@ def test_one_client_per_account_built_on_first_use_and_rebuilt_when_the_token_ro
         built.append(account_sid)
         return Client(account_sid, token, **kwargs)
 
-    monkeypatch.setattr(twilio_messages, "Client", counting_client)
-    messages = TwilioMessages(settings(), fake)
+    monkeypatch.setattr(twilio_rest, "Client", counting_client)
+    messages = TwilioRest(settings(), fake)
     assert built == []
 
     messages.send(ACCOUNT, text())
@@ -237,7 +237,7 @@ def test_each_twilio_error_raises_one_error_type_saying_whether_to_retry(
 ):
     fake.queue(error_answer(status, code, "Twilio's explanation"))
 
-    with pytest.raises(TwilioSendError) as raised:
+    with pytest.raises(TwilioCallError) as raised:
         messages.send(ACCOUNT, text())
 
     error = raised.value
@@ -261,7 +261,7 @@ def test_an_answer_without_a_twilio_code_is_classified_by_its_status(
 ):
     fake.queue(answer)
 
-    with pytest.raises(TwilioSendError) as raised:
+    with pytest.raises(TwilioCallError) as raised:
         messages.send(ACCOUNT, text())
 
     # The SDK repeats the HTTP status as the code: no Twilio code is reported.
@@ -284,7 +284,7 @@ def test_a_problem_details_answer_is_classified_like_the_classic_one(messages, f
         )
     )
 
-    with pytest.raises(TwilioSendError) as raised:
+    with pytest.raises(TwilioCallError) as raised:
         messages.send(ACCOUNT, text())
 
     assert (raised.value.retryable, raised.value.code, raised.value.message) == (
@@ -308,7 +308,7 @@ def test_no_answer_is_retryable_and_says_whether_twilio_may_have_the_message(
 ):
     fake.queue(failure)
 
-    with pytest.raises(TwilioSendError) as raised:
+    with pytest.raises(TwilioCallError) as raised:
         messages.send(ACCOUNT, text())
 
     error = raised.value
@@ -321,7 +321,7 @@ def test_a_refusal_quoting_the_number_keeps_it_out_of_the_errors_text_and_traceb
     quoted = f"The 'To' number {TEST_CONTACT} is not a valid phone number."
     fake.queue(error_answer(400, 21211, quoted))
 
-    with pytest.raises(TwilioSendError) as raised:
+    with pytest.raises(TwilioCallError) as raised:
         messages.send(ACCOUNT, text())
 
     assert raised.value.message == quoted  # kept for the message record
@@ -342,7 +342,7 @@ def test_a_refusal_quoting_the_number_keeps_it_out_of_the_errors_text_and_traceb
     ids=["host-and-port", "with-a-path"],
 )
 def test_api_url_receives_every_message_request_with_its_path(fake, api_url, base):
-    messages = TwilioMessages(settings(TWILIO_API_URL=api_url), fake)
+    messages = TwilioRest(settings(TWILIO_API_URL=api_url), fake)
 
     messages.send(ACCOUNT, text())
 
@@ -364,7 +364,7 @@ def test_api_url_keeps_the_query_of_a_next_page_url(fake):
         Answer(200, page_json([], page=0, next_page_uri=next_page)),
         Answer(200, page_json([], page=1, next_page_uri=None)),
     )
-    messages = TwilioMessages(settings(TWILIO_API_URL="http://127.0.0.1:8099"), fake)
+    messages = TwilioRest(settings(TWILIO_API_URL="http://127.0.0.1:8099"), fake)
 
     messages.messages_to(ACCOUNT, SENDER, CONTACT, SENT_AT)
 
@@ -448,7 +448,7 @@ def test_messages_to_refuses_a_time_without_a_zone(messages, fake):
 def test_a_failed_listing_raises_the_same_error_type(messages, fake, answer, retryable, code):
     fake.queue(answer)
 
-    with pytest.raises(TwilioSendError) as raised:
+    with pytest.raises(TwilioCallError) as raised:
         messages.messages_to(ACCOUNT, SENDER, CONTACT, SENT_AT)
 
     assert (raised.value.retryable, raised.value.code) == (retryable, code)
@@ -527,7 +527,7 @@ def local_twilio(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalTwilio]:
 
 
 def test_the_sdks_http_client_sends_to_the_api_url(local_twilio):
-    messages = TwilioMessages(settings(TWILIO_API_URL=local_twilio.url))
+    messages = TwilioRest(settings(TWILIO_API_URL=local_twilio.url))
 
     sent = messages.send(ACCOUNT, text(status_callback=STATUS_CALLBACK))
 
@@ -538,12 +538,12 @@ def test_the_sdks_http_client_sends_to_the_api_url(local_twilio):
 
 def test_the_configured_timeout_reaches_the_socket(local_twilio):
     local_twilio.delay = 5.0
-    messages = TwilioMessages(
+    messages = TwilioRest(
         settings(TWILIO_API_URL=local_twilio.url, TWILIO_HTTP_TIMEOUT_SECONDS="0.2")
     )
 
     started = datetime.now(UTC)
-    with pytest.raises(TwilioSendError) as raised:
+    with pytest.raises(TwilioCallError) as raised:
         messages.send(ACCOUNT, text())
 
     assert datetime.now(UTC) - started < timedelta(seconds=local_twilio.delay)
@@ -553,7 +553,7 @@ def test_the_configured_timeout_reaches_the_socket(local_twilio):
 
 def test_nothing_logged_holds_a_number_or_a_body(local_twilio, caplog):
     caplog.set_level(logging.INFO)
-    messages = TwilioMessages(settings(TWILIO_API_URL=local_twilio.url))
+    messages = TwilioRest(settings(TWILIO_API_URL=local_twilio.url))
 
     messages.send(ACCOUNT, text())
     messages.messages_to(ACCOUNT, SENDER, CONTACT, SENT_AT)
