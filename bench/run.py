@@ -102,6 +102,7 @@ _ENVIRONMENT = {
     "MESSAGES_TABLE": "MessagesTable",
     "TEMPLATES_TABLE": "TemplatesTable",
     "IDEMPOTENCY_TABLE": "IdempotencyTable",
+    "TEMPLATE_SYNC_FUNCTION": "TemplateSyncFunction",
     "EVENT_BUS_NAME": "EventBus",
 }
 

@@ -20,6 +20,7 @@ from whatsapp_gateway.domain.policy import PolicyCode, PolicyViolationError
 from whatsapp_gateway.errors import ApiError
 from whatsapp_gateway.http import error_response, register_error_handlers
 from whatsapp_gateway.models.messages import Accepted, MessageView, SendMessageRequest
+from whatsapp_gateway.models.templates import SyncStarted, TemplateList, TemplateSummary
 from whatsapp_gateway.models.windows import ContactWindows
 from whatsapp_gateway.observability import logger, metrics, tracer
 from whatsapp_gateway.outbound import accept_message
@@ -91,7 +92,7 @@ def _accept(request: SendMessageRequest) -> Accepted:
         message_id=uuid.uuid4().hex,
         accounts=deps.accounts(),
         state=deps.store,
-        templates=deps.messages,
+        templates=deps.templates,
         store=deps.messages,
         queue=deps.queue,
         now=deps.clock.now(),
@@ -112,6 +113,41 @@ def get_message(message_id: str) -> MessageView:
     if view is None:
         raise ApiError(404, "message_not_found", f"no message {message_id}")
     return view
+
+
+@app.get("/v1/templates")
+@tracer().capture_method
+def list_templates(
+    status: str | None = None,
+    category: str | None = None,
+    language: str | None = None,
+    name: str | None = None,
+) -> TemplateList:
+    """The synced templates, filtered by status (or "deleted"), category, language, name."""
+    filters = {"status": status, "category": category, "language": language, "name": name}
+    wanted = {field: value.lower() for field, value in filters.items() if value is not None}
+    summaries = [
+        TemplateSummary.of(template, last_seen_at)
+        for template, last_seen_at in runtime().templates.all_templates()
+    ]
+    summaries = [
+        summary
+        for summary in summaries
+        if all(str(getattr(summary, field)).lower() == value for field, value in wanted.items())
+    ]
+    return TemplateList(templates=sorted(summaries, key=lambda t: (t.name, t.language, t.sid)))
+
+
+@app.post("/v1/templates/sync")
+@tracer().capture_method
+def sync_templates_now() -> Response[str]:
+    """Starts a template sync now (the schedule runs one every few minutes anyway)."""
+    runtime().template_sync.trigger()
+    return Response(
+        status_code=202,
+        content_type=content_types.APPLICATION_JSON,
+        body=SyncStarted().model_dump_json(),
+    )
 
 
 @app.get("/v1/contacts/<contact>/windows")

@@ -29,6 +29,7 @@ def send_record(record: SQSRecord) -> SendOutcome:
             max_attempts=settings.max_send_attempts,
             accounts=deps.accounts(),
             state=deps.store,
+            templates=deps.templates,
             store=deps.messages,
             conversations=deps.store,
             events=deps.events,

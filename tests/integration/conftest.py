@@ -160,6 +160,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.setenv("MESSAGES_TABLE", tables["MessagesTable"])
         monkeypatch.setenv("TEMPLATES_TABLE", tables["TemplatesTable"])
         monkeypatch.setenv("IDEMPOTENCY_TABLE", tables["IdempotencyTable"])
+        monkeypatch.setenv("TEMPLATE_SYNC_FUNCTION", "TemplateSyncFunction")
         monkeypatch.setenv("EVENT_BUS_NAME", buses["EventBus"])
         monkeypatch.setenv("SEND_QUEUE_URL", queues["SendQueue"])
         monkeypatch.setenv("SEND_DLQ_URL", queues["SendDeadLetterQueue"])

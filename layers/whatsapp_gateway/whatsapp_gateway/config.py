@@ -34,6 +34,7 @@ class QueueSettings(_EnvSettings):
 
 class ApiSettings(_EnvSettings):
     idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE", min_length=1)
+    template_sync_function: str = Field(alias="TEMPLATE_SYNC_FUNCTION", min_length=1)
 
 
 class WorkerSettings(_EnvSettings):

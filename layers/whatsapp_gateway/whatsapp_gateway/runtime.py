@@ -30,10 +30,13 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_sqs import SQSClient
 
+    from whatsapp_gateway.adapters.lambda_invoke import TemplateSyncTrigger
     from whatsapp_gateway.adapters.messages_store import MessagesStore
     from whatsapp_gateway.adapters.sqs import SendQueue
+    from whatsapp_gateway.adapters.templates_store import TemplatesStore
     from whatsapp_gateway.adapters.twilio_rest import TwilioRest
 
 
@@ -57,11 +60,25 @@ class Runtime:
 
     @cached_property
     def messages(self) -> "MessagesStore":
-        """Outbound messages and the synced templates."""
+        """Outbound messages."""
         from whatsapp_gateway.adapters.messages_store import MessagesStore  # noqa: PLC0415
 
-        settings = self._state_settings
-        return MessagesStore(self._dynamodb, settings.messages_table, settings.templates_table)
+        return MessagesStore(self._dynamodb, self._state_settings.messages_table)
+
+    @cached_property
+    def templates(self) -> "TemplatesStore":
+        """The synced templates."""
+        from whatsapp_gateway.adapters.templates_store import TemplatesStore  # noqa: PLC0415
+
+        return TemplatesStore(self._dynamodb, self._state_settings.templates_table)
+
+    @cached_property
+    def template_sync(self) -> "TemplateSyncTrigger":
+        """Starts the template sync function now, without waiting for it."""
+        from whatsapp_gateway.adapters.lambda_invoke import TemplateSyncTrigger  # noqa: PLC0415
+
+        client: LambdaClient = boto3.client("lambda")
+        return TemplateSyncTrigger(client, ApiSettings.from_environ().template_sync_function)
 
     @cached_property
     def queue(self) -> "SendQueue":

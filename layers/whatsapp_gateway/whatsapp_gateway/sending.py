@@ -58,7 +58,7 @@ class RetryLaterError(Exception):
         self.delay_seconds = delay_seconds
 
 
-class WorkerStore(TemplateReader, StatusStore, Protocol):
+class WorkerStore(StatusStore, Protocol):
     def claim_attempt(self, record: OutboundRecord, now: datetime) -> OutboundRecord | None: ...
 
     def record_sent(
@@ -94,6 +94,7 @@ def send_queued_message(
     max_attempts: int,
     accounts: TwilioAccounts,
     state: PolicyReader,
+    templates: TemplateReader,
     store: WorkerStore,
     conversations: ConversationStore,
     events: EventPublisher,
@@ -121,7 +122,7 @@ def send_queued_message(
     # failed by a rule that changed since.
     decision: SendDecision | PolicyViolationError
     try:
-        decision = decide(request, accounts=accounts, state=state, templates=store, now=now)
+        decision = decide(request, accounts=accounts, state=state, templates=templates, now=now)
     except PolicyViolationError as violation:
         decision = violation
     allowed = decision if isinstance(decision, SendDecision) else None

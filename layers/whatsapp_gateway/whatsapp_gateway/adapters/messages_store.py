@@ -1,4 +1,4 @@
-"""Outbound messages and synced templates in DynamoDB.
+"""Outbound messages in DynamoDB.
 
 A message's ``status_history`` is a map, one entry per status (each kept once, with its time,
 Twilio's error and whether its event was published): an entry is written with the change it
@@ -20,7 +20,6 @@ from whatsapp_gateway.adapters.dynamodb_items import (
 )
 from whatsapp_gateway.domain.addresses import Address
 from whatsapp_gateway.domain.statuses import MessageStatus, statuses_before
-from whatsapp_gateway.domain.templates import ApprovalStatus, Template
 from whatsapp_gateway.domain.windows import Category
 from whatsapp_gateway.models.messages import (
     MessageView,
@@ -34,14 +33,12 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 TWILIO_SID_INDEX = "by_twilio_sid"
-TEMPLATE_NAME_INDEX = "by_name"
 
 
 class MessagesStore:
-    def __init__(self, client: "DynamoDBClient", messages_table: str, templates_table: str) -> None:
+    def __init__(self, client: "DynamoDBClient", messages_table: str) -> None:
         self._client = client
         self._messages = messages_table
-        self._templates = templates_table
 
     # ------------------------------------------------------------------ reads
 
@@ -61,26 +58,6 @@ class MessagesStore:
         )
         items = answer.get("Items", [])
         return str(from_item(items[0])["message_id"]) if items else None
-
-    def template_by_sid(self, account_sid: str, sid: str) -> Template | None:
-        """The account's template: a Content SID belongs to one account (one WABA)."""
-        answer = self._client.get_item(TableName=self._templates, Key={"sid": {"S": sid}})
-        item = from_item(answer.get("Item") or {})
-        return _template(item) if item.get("account_sid") == account_sid else None
-
-    def template_by_name(self, account_sid: str, name: str, language: str) -> Template | None:
-        answer = self._client.query(
-            TableName=self._templates,
-            IndexName=TEMPLATE_NAME_INDEX,
-            KeyConditionExpression="lookup = :lookup",
-            ExpressionAttributeValues=expression_values(
-                lookup=template_lookup(account_sid, name, language)
-            ),
-        )
-        templates = [_template(from_item(item)) for item in answer.get("Items", [])]
-        # A template deleted at Twilio and created again under the same name: the live one.
-        templates.sort(key=lambda template: template.deleted)
-        return templates[0] if templates else None
 
     # ------------------------------------------------------------------ writes
 
@@ -298,11 +275,6 @@ class MessagesStore:
         )
 
 
-def template_lookup(account_sid: str, name: str, language: str) -> str:
-    """The key of the templates table's by-name index."""
-    return f"{account_sid}#{name}#{language}"
-
-
 def _key(message_id: str) -> dict[str, Any]:
     return {"message_id": {"S": message_id}}
 
@@ -433,16 +405,3 @@ def _view(item: Mapping[str, Any]) -> MessageView:
 
 def _in_order(entry: StatusEntry) -> tuple[datetime, int]:
     return entry.at, list(MessageStatus).index(entry.status)
-
-
-def _template(item: Mapping[str, Any]) -> Template:
-    return Template(
-        sid=item["sid"],
-        name=item["name"],
-        language=item["language"],
-        status=ApprovalStatus(item["status"]),
-        category=Category.from_meta(item["category"]) if item.get("category") else None,
-        types=frozenset(item.get("types", ())),
-        placeholders=frozenset(item.get("placeholders", ())),
-        deleted=bool(item.get("deleted", False)),
-    )

@@ -1,4 +1,5 @@
-"""Twilio's Messages API, through the official SDK: the only module that sends to WhatsApp.
+"""Twilio's REST API through the official SDK (Messages, and Content for the templates): the
+only module that talks to Twilio.
 
 One REST client per account, built on first use and rebuilt when the account's auth token
 changes (a rotation). Every request has an explicit timeout (the SDK's default is none) and goes
@@ -31,12 +32,15 @@ from whatsapp_gateway.config import TwilioSettings
 from whatsapp_gateway.domain.addresses import Address
 from whatsapp_gateway.domain.twilio_errors import TwilioCallError, is_retryable
 from whatsapp_gateway.models.accounts import TwilioAccount
+from whatsapp_gateway.models.content import ContentAndApprovals
 from whatsapp_gateway.models.twilio import SendRequest, SentMessage
 
 # The SDK's HTTP client logs every request's parameters (numbers, bodies) at INFO: its logger
 # here keeps warnings only, whoever configures logging.
 _HTTP_LOGGER = logging.getLogger(f"{__name__}.http")
 _HTTP_LOGGER.setLevel(logging.WARNING)
+
+_CONTENT_FIELDS = tuple(ContentAndApprovals.model_fields)
 
 # The SDK puts this before Twilio's own message when a create is refused.
 _SDK_CREATE_PREFIX = "Unable to create record: "
@@ -66,7 +70,7 @@ class TwilioRest:
         if request.status_callback is not None:
             params["status_callback"] = str(request.status_callback)
         client = self._client(account)
-        with _as_send_error():
+        with _as_call_error():
             created = client.messages.create(**params)
         return SentMessage(sid=created.sid, status=created.status)
 
@@ -79,7 +83,7 @@ class TwilioRest:
         if since.utcoffset() is None:
             raise ValueError("since must be timezone-aware")
         client = self._client(account)
-        with _as_send_error():
+        with _as_call_error():
             found = client.messages.list(
                 from_=sender.whatsapp,
                 to=contact.whatsapp,
@@ -87,6 +91,20 @@ class TwilioRest:
                 date_sent_after=since.astimezone(UTC),
             )
         return [SentMessage(sid=message.sid, status=message.status) for message in found]
+
+    def templates(self, account: TwilioAccount) -> list[ContentAndApprovals]:
+        """Every template of the account with its WhatsApp approval, every page (1,000 a page,
+        Twilio's most); raises TwilioCallError when any page fails, so that a partial listing is
+        never taken for the whole."""
+        client = self._client(account)
+        with _as_call_error():
+            listed = client.content.v1.content_and_approvals.stream(page_size=1000)
+            return [
+                ContentAndApprovals.model_validate(
+                    {name: getattr(content, name, None) for name in _CONTENT_FIELDS}
+                )
+                for content in listed
+            ]
 
     def _client(self, account: TwilioAccount) -> Client:
         token = account.auth_token.get_secret_value()
@@ -150,7 +168,7 @@ class _ErrorBody(BaseModel):
 
 
 @contextmanager
-def _as_send_error() -> Iterator[None]:
+def _as_call_error() -> Iterator[None]:
     """Twilio's failures as TwilioCallError. The SDK's exceptions are not chained: their text
     holds request URLs, with numbers in a list's query."""
     try:

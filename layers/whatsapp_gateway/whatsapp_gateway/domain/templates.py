@@ -2,7 +2,7 @@
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from whatsapp_gateway.domain.windows import Category
@@ -16,6 +16,8 @@ SESSION_ONLY_TYPES = frozenset({"twilio/list-picker", "twilio/location"})
 
 
 class ApprovalStatus(StrEnum):
+    """WhatsApp's approval of a template, as Twilio reports it (lower case)."""
+
     UNSUBMITTED = "unsubmitted"
     RECEIVED = "received"
     PENDING = "pending"
@@ -24,9 +26,23 @@ class ApprovalStatus(StrEnum):
     PAUSED = "paused"
     DISABLED = "disabled"
 
+    @classmethod
+    def from_twilio(cls, value: str | None) -> "ApprovalStatus":
+        """Twilio's status in any case; none (no WhatsApp approval request) is unsubmitted,
+        and a status this gateway does not know is treated as still pending: never approved."""
+        if not value:
+            return cls.UNSUBMITTED
+        try:
+            return cls(value.strip().lower())
+        except ValueError:
+            return cls.PENDING
+
 
 @dataclass(frozen=True, slots=True)
 class Template:
+    """A template as the last sync saw it. ``variables`` are the samples shown to Meta for
+    review, never values sent to a customer; ``placeholders`` are what its content uses."""
+
     sid: str
     name: str
     language: str
@@ -35,6 +51,9 @@ class Template:
     types: frozenset[str]
     placeholders: frozenset[str]
     deleted: bool = False
+    account_sid: str = ""
+    variables: Mapping[str, str] = field(default_factory=dict)
+    rejection_reason: str | None = None
 
     @property
     def session_only(self) -> bool:

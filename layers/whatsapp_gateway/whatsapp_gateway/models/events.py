@@ -75,3 +75,21 @@ class ConversationOpened(GatewayEvent):
     opened_at: datetime
     expires_at: datetime
     message_id: str
+
+
+class TemplateStatusChanged(GatewayEvent):
+    """Meta changed a template's approval or category (approved -> paused, for one), or it was
+    deleted at Twilio (``status`` "deleted")."""
+
+    detail_type: ClassVar[str] = "template.status_changed"
+
+    sid: str
+    account_sid: str
+    name: str
+    language: str
+    status: str
+    previous_status: str
+    category: str | None
+    previous_category: str | None
+    rejection_reason: str | None
+    at: datetime
