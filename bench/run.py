@@ -246,9 +246,7 @@ def send_worker_batch(contacts: int = 10, twilio_latency: float = 0.2) -> dict[s
 
             context = LambdaContext()
             fake = SlowTwilio()
-            runtime().__dict__["twilio"] = TwilioRest(
-                TwilioSettings.from_environ(), transport=fake
-            )
+            runtime().__dict__["twilio"] = TwilioRest(TwilioSettings.from_environ(), transport=fake)
             for index in range(contacts + 1):
                 contact = f"+1500555{index:04d}"
                 inbound.handler(
@@ -293,6 +291,86 @@ def send_worker_batch(contacts: int = 10, twilio_latency: float = 0.2) -> dict[s
     }
 
 
+def template_sync(templates: int = 6000) -> dict[str, Any]:
+    """A sync of WhatsApp's cap of templates for one account from the fake Content API, on a
+    moto server: the DynamoDB calls and the templates written by a first sync (all new), a
+    second (nothing changed) and a third (10 changed); and the first sync's wall time next to
+    the time to merely list and parse the pages."""
+    import boto3  # noqa: PLC0415
+
+    from tests.fake_content import FakeContent, approval, content  # noqa: PLC0415
+    from whatsapp_gateway.adapters.twilio_rest import TwilioRest  # noqa: PLC0415
+    from whatsapp_gateway.config import TwilioSettings  # noqa: PLC0415
+    from whatsapp_gateway.runtime import runtime  # noqa: PLC0415
+    from whatsapp_gateway.template_sync import sync_templates  # noqa: PLC0415
+
+    fake = FakeContent(contents=[content(number) for number in range(templates)])
+    written: Counter[str] = Counter()
+
+    def count_items(params: dict[str, Any], **_: object) -> None:
+        written["templates"] += sum(
+            1
+            for requests in params["RequestItems"].values()
+            for request in requests
+            if "PutRequest" in request
+        )
+
+    with _gateway_on_moto(server=True) as calls:
+        assert boto3.DEFAULT_SESSION is not None
+        boto3.DEFAULT_SESSION.events.register(
+            "provide-client-params.dynamodb.BatchWriteItem", count_items
+        )
+        deps = runtime()
+        deps.__dict__["twilio"] = TwilioRest(TwilioSettings.from_environ(), transport=fake)
+        account = deps.accounts().accounts[0]
+        deps.twilio.templates(account)  # warm-up: the SDK's client
+
+        started = time.perf_counter()
+        listed = deps.twilio.templates(account)
+        parse_seconds = time.perf_counter() - started
+
+        def sync() -> tuple[float, dict[str, Any]]:
+            calls.clear()
+            written.clear()
+            started = time.perf_counter()
+            result = sync_templates(
+                account,
+                twilio=deps.twilio,
+                store=deps.templates,
+                events=deps.events,
+                now=deps.clock.now(),
+            )
+            seconds = time.perf_counter() - started
+            dynamodb = Counter({k: v for k, v in calls.items() if k.startswith("dynamodb.")})
+            return seconds, {
+                "templates_changed": result.written,
+                "templates_written": written["templates"],
+                "dynamodb_calls": _summary(dynamodb),
+                "events_put_calls": calls["eventbridge.PutEvents"],
+            }
+
+        first_seconds, first = sync()
+        second_seconds, second = sync()
+        for item in fake.contents[:10]:
+            item["approval_requests"] = approval("paused")
+        _, third = sync()
+
+    assert len(listed) == templates
+    return {
+        "templates": templates,
+        "pages": (templates + 999) // 1000,
+        "list_and_parse_ms": round(parse_seconds * 1000, 1),
+        "first_sync_ms": round(first_seconds * 1000, 1),
+        "ratio_first_sync_to_parse": round(first_seconds / parse_seconds, 2),
+        "unchanged_sync_ms": round(second_seconds * 1000, 1),
+        "ratio_unchanged_sync_to_parse": round(second_seconds / parse_seconds, 2),
+        "first_sync_all_new": first,
+        "second_sync_nothing_changed": second,
+        "third_sync_10_changed": third,
+        "target": "at most one write per changed template, none for an unchanged one",
+    }
+
+
 def main() -> None:
     results = {
         "python": platform.python_version(),
@@ -300,6 +378,7 @@ def main() -> None:
         "cold_import": cold_imports(),
         "inbound_aws_calls": inbound_aws_calls(),
         "send_worker_batch": send_worker_batch(),
+        "template_sync": template_sync(),
     }
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))

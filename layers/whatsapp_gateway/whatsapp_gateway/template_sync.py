@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from whatsapp_gateway.domain.template_changes import TemplateChange, plan_sync
+from whatsapp_gateway.domain.template_changes import TemplateChange, listing_digest, plan_sync
 from whatsapp_gateway.domain.templates import Template
 from whatsapp_gateway.models.accounts import TwilioAccount
 from whatsapp_gateway.models.content import ContentAndApprovals
@@ -27,17 +27,25 @@ class ContentSource(Protocol):
 class TemplateStore(Protocol):
     def templates_of(self, account_sid: str) -> dict[str, Template]: ...
 
-    def last_sync(self, account_sid: str) -> datetime | None: ...
+    def last_sync(self, account_sid: str) -> "SyncMark | None": ...
 
     def save(
         self, templates: Sequence[Template], *, now: datetime, last_sync: datetime | None
     ) -> None: ...
 
-    def mark_synced(self, account_sid: str, now: datetime) -> None: ...
+    def mark_synced(self, account_sid: str, mark: "SyncMark") -> None: ...
 
 
 class EventPublisher(Protocol):
     def publish(self, events: Sequence[GatewayEvent]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SyncMark:
+    """An account's last complete sync: when, and the fingerprint of what Twilio listed."""
+
+    synced_at: datetime
+    digest: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +66,16 @@ def sync_templates(
     """Syncs one account's templates; raises TwilioCallError (nothing changed) when Twilio's
     listing fails."""
     listed = [content.template() for content in twilio.templates(account)]
+    digest = listing_digest(listed)
+    last = store.last_sync(account.account_sid)
+    if last is not None and last.digest == digest:
+        store.mark_synced(account.account_sid, SyncMark(synced_at=now, digest=digest))
+        return SyncResult(listed=len(listed), written=0, changes=0)
     plan = plan_sync(store.templates_of(account.account_sid), listed)
     events.publish([_status_changed(change, now) for change in plan.changes])
-    store.save(plan.writes, now=now, last_sync=store.last_sync(account.account_sid))
-    store.mark_synced(account.account_sid, now)
+    store.save(plan.writes, now=now, last_sync=last.synced_at if last else None)
+    # Last: a crash before it leaves the old fingerprint, and the next sync compares in full.
+    store.mark_synced(account.account_sid, SyncMark(synced_at=now, digest=digest))
     return SyncResult(listed=len(listed), written=len(plan.writes), changes=len(plan.changes))
 
 

@@ -2,6 +2,7 @@
 name and language, or by account; and, per account, when the last sync completed."""
 
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ from whatsapp_gateway.adapters.dynamodb_items import (
 )
 from whatsapp_gateway.domain.templates import ApprovalStatus, Template
 from whatsapp_gateway.domain.windows import Category
+from whatsapp_gateway.template_sync import SyncMark
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -23,6 +25,7 @@ ACCOUNT_INDEX = "by_account"
 # The item recording an account's last complete sync shares the table, under its own key.
 SYNC_MARKER = "sync#"
 MAX_BATCH_WRITE = 25
+PARALLEL_WRITES = 8
 
 
 def template_lookup(account_sid: str, name: str, language: str) -> str:
@@ -84,12 +87,16 @@ class TemplatesStore:
             if not item["sid"].startswith(SYNC_MARKER)
         ]
 
-    def last_sync(self, account_sid: str) -> datetime | None:
+    def last_sync(self, account_sid: str) -> SyncMark | None:
         answer = self._client.get_item(
             TableName=self._table, Key={"sid": {"S": SYNC_MARKER + account_sid}}
         )
         item = from_item(answer.get("Item") or {})
-        return datetime.fromisoformat(item["synced_at"]) if item else None
+        if not item:
+            return None
+        return SyncMark(
+            synced_at=datetime.fromisoformat(item["synced_at"]), digest=item.get("digest", "")
+        )
 
     def save(
         self, templates: Iterable[Template], *, now: datetime, last_sync: datetime | None
@@ -106,20 +113,31 @@ class TemplatesStore:
             }
             for template in templates
         ]
-        for start in range(0, len(requests), MAX_BATCH_WRITE):
-            pending: Mapping[str, Any] = {self._table: requests[start : start + MAX_BATCH_WRITE]}
-            while pending:
-                answer = self._client.batch_write_item(RequestItems=pending)
-                pending = answer.get("UnprocessedItems") or {}
+        batches = [
+            requests[start : start + MAX_BATCH_WRITE]
+            for start in range(0, len(requests), MAX_BATCH_WRITE)
+        ]
+        if not batches:
+            return
+        # A first sync writes up to 6,000 templates an account: 240 requests, a few at a time.
+        with ThreadPoolExecutor(max_workers=min(PARALLEL_WRITES, len(batches))) as pool:
+            list(pool.map(self._write_batch, batches))
 
-    def mark_synced(self, account_sid: str, now: datetime) -> None:
+    def _write_batch(self, batch: list["WriteRequestTypeDef"]) -> None:
+        pending: Mapping[str, Any] = {self._table: batch}
+        while pending:
+            answer = self._client.batch_write_item(RequestItems=pending)
+            pending = answer.get("UnprocessedItems") or {}
+
+    def mark_synced(self, account_sid: str, mark: SyncMark) -> None:
         self._client.put_item(
             TableName=self._table,
             Item=to_item(
                 {
                     "sid": SYNC_MARKER + account_sid,
                     "synced_account": account_sid,
-                    "synced_at": iso(now),
+                    "synced_at": iso(mark.synced_at),
+                    "digest": mark.digest,
                 }
             ),
         )

@@ -2,6 +2,7 @@
 Twilio lists for one account, so that a sync writes only what changed and running it twice
 changes nothing the second time."""
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -28,8 +29,8 @@ def plan_sync(stored: Mapping[str, Template], listed: Sequence[Template]) -> Syn
     template is marked deleted only because a whole listing went without it."""
     writes: list[Template] = []
     changes: list[TemplateChange] = []
-    listed_sids = {template.sid for template in listed}
-    for template in listed:
+    by_sid = {template.sid: template for template in listed}  # a SID listed twice counts once
+    for template in by_sid.values():
         previous = stored.get(template.sid)
         if previous == template:
             continue
@@ -37,7 +38,7 @@ def plan_sync(stored: Mapping[str, Template], listed: Sequence[Template]) -> Syn
         if previous is not None and _status_or_category_changed(previous, template):
             changes.append(TemplateChange(template=template, previous=previous))
     for sid, previous in stored.items():
-        if sid not in listed_sids and not previous.deleted:
+        if sid not in by_sid and not previous.deleted:
             gone = replace(previous, deleted=True)
             writes.append(gone)
             changes.append(TemplateChange(template=gone, previous=previous))
@@ -50,3 +51,26 @@ def _status_or_category_changed(previous: Template, template: Template) -> bool:
         template.category,
         template.deleted,
     )
+
+
+def listing_digest(listed: Sequence[Template]) -> str:
+    """A fingerprint of a complete listing: equal when nothing Twilio lists has changed, so
+    that an unchanged account costs a sync no reads and no writes of its templates."""
+    lines = sorted(
+        repr(
+            (
+                t.sid,
+                t.account_sid,
+                t.name,
+                t.language,
+                t.status.value,
+                t.category.value if t.category else None,
+                sorted(t.types),
+                sorted(t.placeholders),
+                sorted(t.variables.items()),
+                t.rejection_reason,
+            )
+        )
+        for t in listed
+    )
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()

@@ -11,6 +11,9 @@ from whatsapp_gateway.domain.windows import Category
 from whatsapp_gateway.models.accounts import ACCOUNT_SID_PATTERN
 from whatsapp_gateway.models.messages import CONTENT_SID_PATTERN
 
+TEMPLATE_CATEGORIES = frozenset({Category.MARKETING, Category.UTILITY, Category.AUTHENTICATION})
+AUTHENTICATION_TYPE = "whatsapp/authentication"
+
 
 class WhatsAppApproval(BaseModel):
     """Meta's review of a template, as Twilio reports it."""
@@ -29,7 +32,7 @@ class ContentAndApprovals(BaseModel):
     account_sid: str = Field(pattern=ACCOUNT_SID_PATTERN)
     friendly_name: str = ""
     language: str = ""
-    variables: dict[str, str] | None = None
+    variables: dict[str, Any] | None = None
     types: dict[str, Any] | None = None
     approval_requests: dict[str, Any] | None = None
 
@@ -55,18 +58,30 @@ class ContentAndApprovals(BaseModel):
             status=ApprovalStatus.from_twilio(approval.status if approval else None),
             category=_category(category),
             types=frozenset(self.types or {}),
-            placeholders=placeholders_in(_texts(self.types or {})),
-            variables={name: str(value) for name, value in (self.variables or {}).items()},
+            placeholders=_placeholders(self.types or {}),
+            variables={
+                name: "" if value is None else str(value)
+                for name, value in (self.variables or {}).items()
+            },
             rejection_reason=(approval.rejection_reason or None) if approval else None,
         )
 
 
 def _category(meta: str | None) -> Category | None:
-    """Meta's category; one this gateway does not know leaves the template unsendable."""
+    """Meta's category of a template; one this gateway does not know (or ``service``, which
+    is no template category) leaves the template unsendable."""
     try:
-        return Category.from_meta(meta) if meta else None
+        category = Category.from_meta(meta) if meta else None
     except ValueError:
         return None
+    return category if category in TEMPLATE_CATEGORIES else None
+
+
+def _placeholders(types: Mapping[str, Any]) -> frozenset[str]:
+    """What the content's texts use; an authentication template's body is WhatsApp's own,
+    and the one-time code it carries is always variable 1."""
+    found = placeholders_in(_texts(types))
+    return found | {"1"} if AUTHENTICATION_TYPE in types else found
 
 
 def _texts(node: object) -> Iterator[str]:
