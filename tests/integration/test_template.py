@@ -96,3 +96,16 @@ def test_the_twilio_timeout_is_shorter_than_the_send_workers():
     twilio_timeout = float(worker["Environment"]["Variables"]["TWILIO_HTTP_TIMEOUT_SECONDS"])
 
     assert 0 < twilio_timeout < worker["Timeout"]
+
+
+def test_the_template_sync_runs_on_a_schedule_with_retries_and_a_dead_letter_queue():
+    sync = FUNCTIONS["TemplateSyncFunction"]["Properties"]
+    [schedule] = [e for e in sync["Events"].values() if e["Type"] == "ScheduleV2"]
+    minutes = load_template()["Parameters"]["TemplateSyncMinutes"]
+
+    assert minutes["Default"] == 15
+    assert schedule["Properties"]["ScheduleExpression"] == {
+        "Fn::Sub": "rate(${TemplateSyncMinutes} minutes)"
+    }
+    assert schedule["Properties"]["RetryPolicy"]["MaximumRetryAttempts"] >= 1
+    assert schedule["Properties"]["DeadLetterConfig"]["Type"] == "SQS"
