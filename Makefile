@@ -5,8 +5,12 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The import roots Lambda gives the code (the layer, the function folders), as in pyproject.toml.
+IMPORT_ROOTS := layers/whatsapp_gateway:functions:.
+FROM ?= +15005550006
+BODY ?= Hi!
 
-.PHONY: help venv lint typecheck validate test unit integration bench local clean
+.PHONY: help venv lint validate test bench local inbound clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -33,11 +37,13 @@ test: lint validate ## Everything CI runs: lint, types, template checks and ever
 	$(BIN)/pytest
 
 bench: $(STAMP) ## Benchmarks; numbers go to bench/results.json
-	PYTHONPATH=layers/whatsapp_gateway:functions:. $(BIN)/python -m bench.run
+	PYTHONPATH=$(IMPORT_ROOTS) $(BIN)/python -m bench.run
 
-local: $(STAMP) ## The whole gateway on this machine (coming in the local-stack work)
-	@echo "make local is coming in the local-stack work (issue 6): the inbound webhook and the"
-	@echo "windows API run today in the integration tests (make test)."
+local: $(STAMP) ## The whole gateway on this machine: http://127.0.0.1:3000 (PORT overrides)
+	PYTHONPATH=$(IMPORT_ROOTS) $(BIN)/python -m infra.local
+
+inbound: $(STAMP) ## A contact writing in: make inbound FROM=+15005550006 BODY="hi"
+	PYTHONPATH=$(IMPORT_ROOTS) $(BIN)/python -m infra.local.inbound --from "$(FROM)" --body "$(BODY)"
 
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

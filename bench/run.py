@@ -4,13 +4,11 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -108,43 +106,13 @@ _ENVIRONMENT = {
 
 
 @contextmanager
-def _moto_server() -> Iterator[None]:
-    """moto as a server in a process of its own, AWS_ENDPOINT_URL pointing at it: AWS calls
-    cross a socket as they do in Lambda, instead of running moto on the caller's threads."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1):  # noqa: S310
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        os.environ["AWS_ENDPOINT_URL"] = endpoint
-        yield
-    finally:
-        os.environ.pop("AWS_ENDPOINT_URL", None)
-        server.terminate()
-        server.wait(timeout=10)
-
-
-@contextmanager
 def _gateway_on_moto(*, server: bool = False) -> Iterator[Counter[str]]:
     """The template's resources on moto (in-process, or a moto server); yields a counter of
     AWS calls by operation (botocore's before-call events), which the caller clears."""
     import boto3  # noqa: PLC0415  (after the environment is set for moto)
     from moto import mock_aws  # noqa: PLC0415
 
+    from infra.local.moto import moto_server  # noqa: PLC0415
     from infra.sam_template import (  # noqa: PLC0415
         create_event_buses,
         create_queues,
@@ -160,7 +128,7 @@ def _gateway_on_moto(*, server: bool = False) -> Iterator[Counter[str]]:
         service, operation = event_name.split(".", 2)[1:]
         calls[f"{service}.{operation}"] += 1
 
-    with _moto_server() if server else mock_aws():
+    with moto_server() if server else mock_aws():
         boto3.setup_default_session()
         create_tables(boto3.client("dynamodb"))
         create_event_buses(boto3.client("events"))

@@ -2,6 +2,7 @@
 local stack build their tables and bus, so they cannot drift from what `sam deploy` creates."""
 
 import json
+import re
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -148,3 +149,96 @@ def _resolve(value: Any, parameters: dict[str, str]) -> Any:
     if isinstance(value, dict) and set(value) == {"Ref"}:
         return parameters[value["Ref"]]
     return value
+
+
+# ---------------------------------------------------------------------- functions and events
+
+
+def functions() -> dict[str, dict[str, Any]]:
+    """The template's functions by logical id, each with its Globals merged in (environment
+    variables added, the function's own winning)."""
+    function_globals = load_template().get("Globals", {}).get("Function", {})
+    merged: dict[str, dict[str, Any]] = {}
+    for name, resource in resources("AWS::Serverless::Function").items():
+        properties = {**function_globals, **resource["Properties"]}
+        variables = {
+            **function_globals.get("Environment", {}).get("Variables", {}),
+            **resource["Properties"].get("Environment", {}).get("Variables", {}),
+        }
+        properties["Environment"] = {"Variables": variables}
+        merged[name] = properties
+    return merged
+
+
+def events(kind: str) -> list[tuple[str, dict[str, Any]]]:
+    """(function logical id, event properties) for every event of one type (HttpApi, SQS,
+    ScheduleV2, ...)."""
+    return [
+        (name, event.get("Properties", {}))
+        for name, properties in functions().items()
+        for event in properties.get("Events", {}).values()
+        if event["Type"] == kind
+    ]
+
+
+def parameter_defaults() -> dict[str, str]:
+    return {
+        name: str(spec.get("Default", ""))
+        for name, spec in load_template().get("Parameters", {}).items()
+    }
+
+
+class Resolver:
+    """Evaluates the intrinsic functions of the template's properties against local values:
+    ``names`` gives each resource's ``Ref`` (a table's name, a queue's URL) and ``attributes``
+    its ``GetAtt`` values."""
+
+    def __init__(
+        self,
+        parameters: dict[str, str],
+        names: dict[str, str],
+        attributes: dict[tuple[str, str], str],
+    ) -> None:
+        self._values = {**parameters, **names, "AWS::Region": "us-east-1"}
+        self._values |= {"AWS::AccountId": "000000000000", "AWS::StackName": "local"}
+        self._attributes = attributes
+        self._conditions = load_template().get("Conditions", {})
+
+    def __call__(self, value: Any) -> Any:
+        if not isinstance(value, dict) or len(value) != 1:
+            return value
+        [(function, argument)] = value.items()
+        if function == "Ref":
+            return self._values[argument]
+        if function == "Fn::Sub":
+            return re.sub(r"\$\{([^}]+)\}", lambda m: self._substitute(m.group(1)), argument)
+        if function == "Fn::GetAtt":
+            resource, attribute = argument.split(".", 1) if isinstance(argument, str) else argument
+            return self._attributes[(resource, attribute)]
+        if function == "Fn::If":
+            condition, when_true, when_false = argument
+            return self(when_true if self.condition(condition) else when_false)
+        raise ValueError(f"{function} is not supported locally")
+
+    def condition(self, name: str) -> bool:
+        return bool(self._evaluate(self._conditions[name]))
+
+    def _evaluate(self, node: Any) -> Any:
+        [(function, argument)] = node.items()
+        if function == "Fn::Equals":
+            return self(argument[0]) == self(argument[1])
+        if function == "Fn::Not":
+            return not self._evaluate(argument[0])
+        if function == "Fn::And":
+            return all(self._evaluate(item) for item in argument)
+        if function == "Fn::Or":
+            return any(self._evaluate(item) for item in argument)
+        if function == "Condition":
+            return self.condition(argument)
+        raise ValueError(f"{function} is not supported locally")
+
+    def _substitute(self, name: str) -> str:
+        if "." in name:
+            resource, attribute = name.split(".", 1)
+            return self._attributes[(resource, attribute)]
+        return str(self._values[name])

@@ -168,7 +168,9 @@ def contact_windows(
     return ContactWindows.at(sender_address, contact_address, state, deps.clock.now())
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True
+)
 @tracer().capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, object], context: LambdaContext) -> dict[str, object]:

@@ -20,7 +20,8 @@ def send_record(record: SQSRecord) -> SendOutcome:
     # Enqueued by the API: the id it answered; enqueued directly: the SQS message id.
     message_id = (attribute.string_value if attribute else None) or record.message_id
     attempt = int(record.attributes.approximate_receive_count)
-    logger.append_keys(message_id=message_id, attempt=attempt)
+    # Records of different contacts are handled on threads of their own.
+    logger.thread_safe_append_keys(message_id=message_id, attempt=attempt)
     try:
         outcome = send_queued_message(
             record.body,
@@ -59,7 +60,7 @@ def send_record(record: SQSRecord) -> SendOutcome:
     return outcome
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @tracer().capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -14,7 +14,9 @@ from whatsapp_gateway.status_changes import receive_status_callback
 from whatsapp_gateway.webhooks import answer_twilio
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True
+)
 @metrics.log_metrics
 @event_source(data_class=APIGatewayProxyEventV2)
 def handler(event: APIGatewayProxyEventV2, context: LambdaContext) -> dict[str, Any]:

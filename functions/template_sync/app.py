@@ -15,7 +15,7 @@ class TemplateSyncFailedError(RuntimeError):
     """Some account's sync failed: the schedule's retry policy runs the whole sync again."""
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @tracer().capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -1,0 +1,25 @@
+"""The local stack's settings: the environment's, else obviously fake ones (Twilio's test
+numbers), so that `make local` and `make inbound` agree without any configuration."""
+
+import os
+
+LOCAL_ACCOUNT_SID = "AC" + "0" * 31 + "1"
+LOCAL_AUTH_TOKEN = "local-auth-token"  # noqa: S105  (a placeholder for the stand-in)
+LOCAL_SENDER = "whatsapp:+14155238886"  # the Twilio Sandbox for WhatsApp's number
+
+
+def port() -> int:
+    return int(os.environ.get("PORT", "3000"))
+
+
+def gateway_url() -> str:
+    return f"http://127.0.0.1:{port()}"
+
+
+def twilio_settings() -> dict[str, str]:
+    return {
+        "TWILIO_ACCOUNT_SID": os.environ.get("TWILIO_ACCOUNT_SID", LOCAL_ACCOUNT_SID),
+        "TWILIO_AUTH_TOKEN": os.environ.get("TWILIO_AUTH_TOKEN", LOCAL_AUTH_TOKEN),
+        "WHATSAPP_FROM": os.environ.get("WHATSAPP_FROM", LOCAL_SENDER),
+        "PUBLIC_BASE_URL": os.environ.get("PUBLIC_BASE_URL", gateway_url()),
+    }
