@@ -1,0 +1,132 @@
+"""The local stack in a subprocess on free ports, driven only over HTTP, as Twilio and a
+business would; stopped (and checked stopped) at the end of the session."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.local.inbound import inbound_form, post_signed
+from infra.local.moto import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+ACCOUNT_SID = "AC" + "e" * 32
+AUTH_TOKEN = "e2e-auth-token"
+SENDER = "whatsapp:+14155238886"
+
+
+@dataclass
+class Gateway:
+    """The running local stack, over HTTP."""
+
+    url: str
+    process: subprocess.Popen[str]
+
+    @property
+    def settings(self) -> dict[str, str]:
+        return {
+            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "WHATSAPP_FROM": SENDER,
+            "PUBLIC_BASE_URL": self.url,
+        }
+
+    def request(
+        self, method: str, path: str, body: dict[str, Any] | None = None, **headers: str
+    ) -> tuple[int, Any]:
+        """A JSON request; the status and the decoded answer."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(  # noqa: S310  (the local stack)
+            self.url + path,
+            data=data,
+            method=method,
+            headers={"content-type": "application/json", **headers},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+                return answer.status, _decoded(answer.read())
+        except urllib.error.HTTPError as error:
+            return error.code, _decoded(error.read())
+
+    def write_in(self, contact: str, body: str, **fields: str) -> tuple[int, dict[str, str]]:
+        """A contact's message, as Twilio posts it (signed); the status and the form."""
+        form = inbound_form(contact, body, self.settings) | fields
+        status, _ = post_signed(f"{self.url}/webhooks/twilio/inbound", form, AUTH_TOKEN)
+        return status, form
+
+    def wait_for(self, path: str, done: Any, timeout: float = 15) -> Any:
+        """Polls GET ``path`` until ``done(answer)``; the last answer."""
+        deadline = time.monotonic() + timeout
+        while True:
+            _, answer = self.request("GET", path)
+            if done(answer) or time.monotonic() > deadline:
+                return answer
+            time.sleep(0.1)
+
+
+def _decoded(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode()
+
+
+@pytest.fixture(scope="session")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    port = free_port()
+    environment = {
+        **os.environ,
+        "PORT": str(port),
+        "TWILIO_PORT": str(free_port()),
+        "MOTO_PORT": str(free_port()),
+        "PYTHONPATH": os.pathsep.join(
+            str(ROOT / part) for part in ("layers/whatsapp_gateway", "functions", ".")
+        ),
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "WHATSAPP_FROM": SENDER,
+    }
+    for name in ("TWILIO_API_URL", "PUBLIC_BASE_URL", "AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        environment.pop(name, None)
+    # A file, not a pipe: a pipe nobody reads blocks the stack once it is full.
+    output = tmp_path_factory.mktemp("local") / "make-local.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "infra.local"],
+        cwd=ROOT,
+        env=environment,
+        stdout=output.open("w"),
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    stack = Gateway(url=f"http://127.0.0.1:{port}", process=process)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"make local exited early:\n{output.read_text()}")
+            try:
+                if stack.request("GET", "/_local/health")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("the local stack did not answer within 60 s")
+            time.sleep(0.2)
+        yield stack
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
