@@ -4,11 +4,13 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -339,6 +341,110 @@ def template_sync(templates: int = 6000) -> dict[str, Any]:
     }
 
 
+def local_stack(messages: int = 1000, concurrency: int = 8) -> dict[str, Any]:
+    """`make local` over HTTP: start-up to the first healthy answer; then ``messages`` inbound
+    webhooks (one per contact, ``concurrency`` at a time) and as many sends (accepted -> the
+    Twilio stand-in received them), counted so that none is lost or doubled."""
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    from infra.local.inbound import inbound_form, post_signed  # noqa: PLC0415
+    from infra.local.moto import free_port  # noqa: PLC0415
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    settings = {
+        "TWILIO_ACCOUNT_SID": "AC" + "b" * 32,
+        "TWILIO_AUTH_TOKEN": "bench-auth-token",
+        "WHATSAPP_FROM": "whatsapp:+14155238886",
+        "PUBLIC_BASE_URL": url,
+    }
+    environment = {**os.environ, **settings, "PORT": str(port)}
+    environment["PYTHONPATH"] = os.pathsep.join(
+        str(ROOT / part) for part in ("layers/whatsapp_gateway", "functions", ".")
+    )
+    for name in ("TWILIO_API_URL", "AWS_ENDPOINT_URL"):
+        environment.pop(name, None)
+
+    def call(method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(  # noqa: S310  (the local stack)
+            url + path, data=data, method=method, headers={"content-type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=60) as answer:  # noqa: S310
+            return answer.status, json.loads(answer.read())
+
+    started = time.perf_counter()
+    with tempfile.TemporaryFile("w") as output:
+        stack = subprocess.Popen(
+            [sys.executable, "-m", "infra.local"],
+            cwd=ROOT,
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            while True:
+                try:
+                    call("GET", "/_local/health")
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            startup_seconds = time.perf_counter() - started
+            contacts = [f"+1500556{index:04d}" for index in range(messages)]
+
+            def write_in(contact: str) -> float:
+                form = inbound_form(contact, "hello", settings)
+                began = time.perf_counter()
+                status, _ = post_signed(f"{url}/webhooks/twilio/inbound", form, "bench-auth-token")
+                assert status == 200, status
+                return time.perf_counter() - began
+
+            began = time.perf_counter()
+            with ThreadPoolExecutor(concurrency) as pool:
+                latencies = sorted(pool.map(write_in, contacts))
+            inbound_seconds = time.perf_counter() - began
+
+            def send(contact: str) -> str:
+                status, answer = call("POST", "/v1/messages", {"to": contact, "body": "hi"})
+                assert status == 202, answer
+                return str(answer["id"])
+
+            began = time.perf_counter()
+            with ThreadPoolExecutor(concurrency) as pool:
+                accepted = list(pool.map(send, contacts))
+            deadline = time.monotonic() + 600
+            while True:
+                _, exchanges = call("GET", "/_local/twilio/exchanges")
+                created = [
+                    e["form"]["To"][0]
+                    for e in exchanges["exchanges"]
+                    if e["method"] == "POST" and e["status"] == 201
+                ]
+                if len(created) >= messages or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            send_seconds = time.perf_counter() - began
+        finally:
+            stack.send_signal(signal.SIGINT)
+            stack.wait(timeout=60)
+    return {
+        "startup_to_first_healthy_ms": round(startup_seconds * 1000, 1),
+        "messages": messages,
+        "client_concurrency": concurrency,
+        "inbound_per_second": round(messages / inbound_seconds, 1),
+        "inbound_latency_ms": {
+            "p50": round(latencies[len(latencies) // 2] * 1000, 1),
+            "p99": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1),
+        },
+        "sends_per_second": round(len(created) / send_seconds, 1),
+        "sends_accepted": len(set(accepted)),
+        "sends_received_by_twilio": len(created),
+        "sends_lost": messages - len(set(created)),
+        "sends_doubled": len(created) - len(set(created)),
+        "note": "local figures: moto and the stand-in bound them",
+    }
+
+
 def main() -> None:
     results = {
         "python": platform.python_version(),
@@ -347,6 +453,7 @@ def main() -> None:
         "inbound_aws_calls": inbound_aws_calls(),
         "send_worker_batch": send_worker_batch(),
         "template_sync": template_sync(),
+        "local_stack": local_stack(),
     }
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))

@@ -5,7 +5,6 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from whatsapp_gateway.domain.twilio_errors import TwilioCallError
 from whatsapp_gateway.observability import logger, metrics, tracer
 from whatsapp_gateway.runtime import runtime
 from whatsapp_gateway.template_sync import sync_templates
@@ -32,9 +31,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
                 events=deps.events,
                 now=deps.clock.now(),
             )
-        except TwilioCallError as error:
-            # Nothing was changed; the other accounts still sync.
-            logger.error("template sync failed", extra={"reason": str(error)})
+        except Exception as error:
+            # Twilio failing (TwilioCallError) changes nothing, nor does anything else that
+            # fails before the writes; the other accounts still sync either way.
+            logger.exception("template sync failed", extra={"reason": type(error).__name__})
             metrics.add_metric(name="TemplateSyncFailures", unit=MetricUnit.Count, value=1)
             failed.append(account.account_sid)
             continue

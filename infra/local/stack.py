@@ -27,6 +27,7 @@ from infra.local.twilio_standin import TwilioStandIn, default_templates
 from whatsapp_gateway.runtime import runtime
 
 LOCAL_ONLY = "/_local/"
+POLLERS_PER_QUEUE = 4
 log = logging.getLogger("local")
 
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -105,7 +106,10 @@ class LocalStack:
         for function, properties in sam_template.events("SQS"):
             queue = properties["Queue"]["Fn::GetAtt"]
             queue_id = queue.split(".")[0] if isinstance(queue, str) else queue[0]
-            self._spawn(self._poll, function, names[queue_id], int(properties.get("BatchSize", 10)))
+            # Lambda polls a queue with several batches in flight; FIFO groups stay in order.
+            for _ in range(POLLERS_PER_QUEUE):
+                batch_size = int(properties.get("BatchSize", 10))
+                self._spawn(self._poll, function, names[queue_id], batch_size)
         for function, properties in sam_template.events("ScheduleV2"):
             seconds = _rate_seconds(resolve(properties["ScheduleExpression"]))
             self._spawn(self._schedule, function, seconds)

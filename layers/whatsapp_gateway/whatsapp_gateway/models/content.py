@@ -30,8 +30,9 @@ class ContentAndApprovals(BaseModel):
 
     sid: str = Field(pattern=CONTENT_SID_PATTERN)
     account_sid: str = Field(pattern=ACCOUNT_SID_PATTERN)
-    friendly_name: str = ""
-    language: str = ""
+    # Nullable in Twilio's description: a template created without a name has none.
+    friendly_name: str | None = None
+    language: str | None = None
     variables: dict[str, Any] | None = None
     types: dict[str, Any] | None = None
     approval_requests: dict[str, Any] | None = None
@@ -53,8 +54,8 @@ class ContentAndApprovals(BaseModel):
         return Template(
             sid=self.sid,
             account_sid=self.account_sid,
-            name=self.friendly_name,
-            language=self.language,
+            name=self.friendly_name or "",
+            language=self.language or "",
             status=ApprovalStatus.from_twilio(approval.status if approval else None),
             category=_category(category),
             types=frozenset(self.types or {}),
