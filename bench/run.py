@@ -347,22 +347,28 @@ def local_stack(messages: int = 1000, concurrency: int = 8) -> dict[str, Any]:
     Twilio stand-in received them), counted so that none is lost or doubled."""
     from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
 
+    from infra.local.defaults import (  # noqa: PLC0415
+        LOCAL_ACCOUNT_SID,
+        LOCAL_AUTH_TOKEN,
+        LOCAL_SENDER,
+    )
     from infra.local.inbound import inbound_form, post_signed  # noqa: PLC0415
     from infra.local.moto import free_port  # noqa: PLC0415
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     settings = {
-        "TWILIO_ACCOUNT_SID": "AC" + "b" * 32,
-        "TWILIO_AUTH_TOKEN": "bench-auth-token",
-        "WHATSAPP_FROM": "whatsapp:+14155238886",
+        "TWILIO_ACCOUNT_SID": LOCAL_ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": LOCAL_AUTH_TOKEN,
+        "WHATSAPP_FROM": LOCAL_SENDER,
         "PUBLIC_BASE_URL": url,
     }
-    environment = {**os.environ, **settings, "PORT": str(port)}
+    # No credentials given: the stack runs its Twilio stand-in with its own defaults.
+    environment = {**os.environ, "PORT": str(port)}
     environment["PYTHONPATH"] = os.pathsep.join(
         str(ROOT / part) for part in ("layers/whatsapp_gateway", "functions", ".")
     )
-    for name in ("TWILIO_API_URL", "AWS_ENDPOINT_URL"):
+    for name in ("TWILIO_API_URL", "AWS_ENDPOINT_URL", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"):
         environment.pop(name, None)
 
     def call(method: str, path: str, body: Any = None) -> tuple[int, Any]:
@@ -395,7 +401,7 @@ def local_stack(messages: int = 1000, concurrency: int = 8) -> dict[str, Any]:
             def write_in(contact: str) -> float:
                 form = inbound_form(contact, "hello", settings)
                 began = time.perf_counter()
-                status, _ = post_signed(f"{url}/webhooks/twilio/inbound", form, "bench-auth-token")
+                status, _ = post_signed(f"{url}/webhooks/twilio/inbound", form, LOCAL_AUTH_TOKEN)
                 assert status == 200, status
                 return time.perf_counter() - began
 

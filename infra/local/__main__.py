@@ -47,8 +47,11 @@ def main() -> None:
         "POWERTOOLS_METRICS_DISABLED": "true",
         "POWERTOOLS_TRACE_DISABLED": "true",
     }
+    # The stand-in, unless TWILIO_API_URL points elsewhere or real credentials are given (then
+    # the SDK talks to Twilio's own hosts).
     if "TWILIO_API_URL" in os.environ:
         environment["TWILIO_API_URL"] = os.environ["TWILIO_API_URL"]
+    stand_in = "TWILIO_API_URL" not in os.environ and not defaults.real_credentials()
     stopped = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stopped.set())
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
@@ -58,12 +61,13 @@ def main() -> None:
             port=defaults.port(),
             twilio_port=int(os.environ.get("TWILIO_PORT") or free_port()),
             environment=environment,
+            stand_in=stand_in,
         )
         stack.start()
         twilio = (
             f"stand-in at {os.environ['TWILIO_API_URL']}"
             if stack.stand_in
-            else f"{os.environ['TWILIO_API_URL']}"
+            else os.environ.get("TWILIO_API_URL", "Twilio's own API (real credentials)")
         )
         print(
             f"WhatsApp gateway ready in {time.perf_counter() - started:.1f}s\n"

@@ -23,3 +23,8 @@ def twilio_settings() -> dict[str, str]:
         "WHATSAPP_FROM": os.environ.get("WHATSAPP_FROM", LOCAL_SENDER),
         "PUBLIC_BASE_URL": os.environ.get("PUBLIC_BASE_URL", gateway_url()),
     }
+
+
+def real_credentials() -> bool:
+    """Credentials of a real Twilio account in the environment: no stand-in then."""
+    return "TWILIO_ACCOUNT_SID" in os.environ and "TWILIO_AUTH_TOKEN" in os.environ

@@ -58,11 +58,14 @@ class Route:
 
 
 class LocalStack:
-    def __init__(self, *, port: int, twilio_port: int, environment: dict[str, str]) -> None:
+    def __init__(
+        self, *, port: int, twilio_port: int, environment: dict[str, str], stand_in: bool = True
+    ) -> None:
         self.port = port
         self.twilio_port = twilio_port
         self.base_url = f"http://127.0.0.1:{port}"
         self._environment = environment
+        self._use_stand_in = stand_in
         self._handlers: dict[str, Handler] = {}
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -89,7 +92,7 @@ class LocalStack:
         os.environ.update(self._environment)
         runtime.cache_clear()
         deps = runtime()
-        if "TWILIO_API_URL" not in self._environment:
+        if self._use_stand_in:
             self.stand_in = TwilioStandIn(
                 account_sid=os.environ["TWILIO_ACCOUNT_SID"],
                 auth_token=os.environ["TWILIO_AUTH_TOKEN"],

@@ -16,13 +16,15 @@ from typing import Any
 
 import pytest
 
+from infra.local.defaults import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN, LOCAL_SENDER
 from infra.local.inbound import inbound_form, post_signed
 from infra.local.moto import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-ACCOUNT_SID = "AC" + "e" * 32
-AUTH_TOKEN = "e2e-auth-token"
-SENDER = "whatsapp:+14155238886"
+# The local stack's own defaults: with no credentials in the environment it runs the stand-in.
+ACCOUNT_SID = LOCAL_ACCOUNT_SID
+AUTH_TOKEN = LOCAL_AUTH_TOKEN
+SENDER = LOCAL_SENDER
 
 
 @dataclass
@@ -92,11 +94,16 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         "PYTHONPATH": os.pathsep.join(
             str(ROOT / part) for part in ("layers/whatsapp_gateway", "functions", ".")
         ),
-        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "WHATSAPP_FROM": SENDER,
     }
-    for name in ("TWILIO_API_URL", "PUBLIC_BASE_URL", "AWS_ENDPOINT_URL", "AWS_PROFILE"):
+    for name in (
+        "TWILIO_ACCOUNT_SID",
+        "TWILIO_AUTH_TOKEN",
+        "WHATSAPP_FROM",
+        "TWILIO_API_URL",
+        "PUBLIC_BASE_URL",
+        "AWS_ENDPOINT_URL",
+        "AWS_PROFILE",
+    ):
         environment.pop(name, None)
     # A file, not a pipe: a pipe nobody reads blocks the stack once it is full.
     output = tmp_path_factory.mktemp("local") / "make-local.log"
