@@ -368,7 +368,8 @@ def local_stack(messages: int = 1000, concurrency: int = 8) -> dict[str, Any]:
     environment["PYTHONPATH"] = os.pathsep.join(
         str(ROOT / part) for part in ("layers/whatsapp_gateway", "functions", ".")
     )
-    for name in ("TWILIO_API_URL", "AWS_ENDPOINT_URL", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"):
+    # The earlier benchmarks' settings stay out: the stack uses its own defaults.
+    for name in (*_ENVIRONMENT, "TWILIO_API_URL", "AWS_ENDPOINT_URL", "SEND_QUEUE_URL"):
         environment.pop(name, None)
 
     def call(method: str, path: str, body: Any = None) -> tuple[int, Any]:
@@ -380,7 +381,7 @@ def local_stack(messages: int = 1000, concurrency: int = 8) -> dict[str, Any]:
             return answer.status, json.loads(answer.read())
 
     started = time.perf_counter()
-    with tempfile.TemporaryFile("w") as output:
+    with (ROOT / "bench" / "local-stack.log").open("w") as output:
         stack = subprocess.Popen(
             [sys.executable, "-m", "infra.local"],
             cwd=ROOT,
@@ -398,12 +399,20 @@ def local_stack(messages: int = 1000, concurrency: int = 8) -> dict[str, Any]:
             startup_seconds = time.perf_counter() - started
             contacts = [f"+1500556{index:04d}" for index in range(messages)]
 
+            retried: Counter[str] = Counter()
+
             def write_in(contact: str) -> float:
                 form = inbound_form(contact, "hello", settings)
                 began = time.perf_counter()
-                status, _ = post_signed(f"{url}/webhooks/twilio/inbound", form, LOCAL_AUTH_TOKEN)
-                assert status == 200, status
-                return time.perf_counter() - began
+                # Twilio retries a webhook that failed (moto answers 500 when overloaded).
+                for _ in range(5):
+                    status, _ = post_signed(
+                        f"{url}/webhooks/twilio/inbound", form, LOCAL_AUTH_TOKEN
+                    )
+                    if status == 200:
+                        return time.perf_counter() - began
+                    retried[str(status)] += 1
+                raise AssertionError(f"inbound webhook kept failing: {status}")
 
             began = time.perf_counter()
             with ThreadPoolExecutor(concurrency) as pool:
@@ -438,6 +447,7 @@ def local_stack(messages: int = 1000, concurrency: int = 8) -> dict[str, Any]:
         "messages": messages,
         "client_concurrency": concurrency,
         "inbound_per_second": round(messages / inbound_seconds, 1),
+        "inbound_retried_as_twilio_would": dict(retried),
         "inbound_latency_ms": {
             "p50": round(latencies[len(latencies) // 2] * 1000, 1),
             "p99": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1),

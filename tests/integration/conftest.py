@@ -250,7 +250,8 @@ class SendQueueDriver:
     queue (moto keeps a group's later messages back while one is in flight), hands it to the
     handler as Lambda would, and deletes what the handler did not report failed."""
 
-    def __init__(self, handler: Any, context: Any) -> None:
+    def __init__(self, handler: Any, context: Any, clock: Clock | None = None) -> None:
+        self._clock = clock
         self._sqs = boto3.client("sqs")
         self._url = os.environ["SEND_QUEUE_URL"]
         self._handler = handler
@@ -280,10 +281,12 @@ class SendQueueDriver:
                 self._sqs.delete_message(QueueUrl=self._url, ReceiptHandle=record["receiptHandle"])
         return answer
 
-    def make_visible(self) -> None:
-        """Ends the visibility timeout of every message handed out so far (time passes in a
-        test): SQS never hands a message in flight out again, so the driver keeps the
-        receipt handles."""
+    def make_visible(self, seconds: float = 30) -> None:
+        """Ends the visibility timeout of every message handed out so far, as ``seconds``
+        passing would (the gateway's clock moves on too): SQS never hands a message in flight
+        out again, so the driver keeps the receipt handles."""
+        if self._clock is not None:
+            self._clock.advance(seconds)
         for handle in self._handles:
             with suppress(self._sqs.exceptions.ReceiptHandleIsInvalid, ClientError):
                 self._sqs.change_message_visibility(
@@ -332,7 +335,7 @@ class SendQueueDriver:
 def send_queue(gateway: Runtime, lambda_context: LambdaContext) -> SendQueueDriver:
     from send_worker import app as worker  # noqa: PLC0415
 
-    return SendQueueDriver(worker.handler, lambda_context)
+    return SendQueueDriver(worker.handler, lambda_context, gateway.clock)
 
 
 def post_message(

@@ -20,7 +20,7 @@ from twilio.http.response import Response
 
 from inbound_webhook import app as inbound_webhook
 from send_worker import app as worker
-from tests.conftest import TEST_SENDER
+from tests.conftest import TEST_ACCOUNT_SID, TEST_SENDER
 from tests.fake_twilio import (
     API,
     Answer,
@@ -45,7 +45,9 @@ from tests.integration.conftest import (
 )
 from whatsapp_gateway.adapters.twilio_rest import TwilioRest
 from whatsapp_gateway.config import TwilioSettings
-from whatsapp_gateway.models.messages import MessageView
+from whatsapp_gateway.domain.addresses import Address
+from whatsapp_gateway.models.messages import MessageView, SendMessageRequest
+from whatsapp_gateway.outbound import OutboundRecord
 from whatsapp_gateway.runtime import Runtime
 
 CONTACT = "+15005550006"
@@ -1100,3 +1102,37 @@ def test_a_reconciliation_twilio_cannot_answer_holds_the_message_back(
     assert len(posts(fake_twilio)) == 2
     assert stored(gateway, message_id).status == "queued"
     assert send_queue.depth() == 0
+
+
+def test_a_second_delivery_of_a_message_being_sent_is_deferred_not_sent_again(
+    gateway: Runtime, fake_twilio: FakeTwilio, send_queue: SendQueueDriver
+):
+    # Given a message whose first delivery is being handled right now (SQS delivers at least
+    # once: the same record can reach two workers)
+    open_window()
+    message_id = accept_text()
+    event = send_queue.receive_event()
+    in_progress = OutboundRecord(
+        message_id=message_id,
+        account_sid=TEST_ACCOUNT_SID,
+        sender=Address.parse(TEST_SENDER),
+        contact=Address.from_id(CONTACT),
+        request=SendMessageRequest.model_validate({"to": CONTACT, "body": "Your order shipped"}),
+        created_at=gateway.clock.now(),
+    )
+    assert gateway.messages.claim_attempt(in_progress, gateway.clock.now()) is not None
+
+    # When the second delivery reaches the worker within the attempt's lease
+    answer = worker.handler(event, LambdaContext())
+
+    # Then it sends nothing and asks to look again later: no reconciliation race
+    assert failures(answer) == [event["Records"][0]["messageId"]]
+    assert posts(fake_twilio) == []
+    assert lists(fake_twilio) == []
+
+    # And once the lease is over (the retry comes 30 s later), the message goes out once
+    send_queue.make_visible()
+    fake_twilio.queue(empty_page())
+    assert failures(send_queue.run()) == []
+    assert len(posts(fake_twilio)) == 1
+    assert stored(gateway, message_id).status == "queued"

@@ -39,6 +39,9 @@ from whatsapp_gateway.status_changes import (
 
 # Reconciliation looks this far before the attempt: clocks of Lambda and Twilio differ.
 RECONCILE_SLACK = timedelta(minutes=2)
+# An attempt younger than this is still being handled (the worker's Twilio call takes 5 s at
+# most); redeliveries come later: 30 s for a retry, the visibility timeout after a crash.
+ATTEMPT_LEASE = timedelta(seconds=25)
 
 
 class SendOutcome(StrEnum):
@@ -140,6 +143,12 @@ def send_queued_message(
     if previous is not None and previous.done:
         publish(previous)  # events a crash kept from the bus
         return SendOutcome.ALREADY_DONE
+    if previous is not None and previous.attempt_started_at is not None:
+        in_flight = now - previous.attempt_started_at
+        if in_flight < ATTEMPT_LEASE:
+            # Another delivery of this message is being handled right now (SQS delivers at
+            # least once): reconciling now could miss its send. Look again after the lease.
+            raise RetryLaterError("an attempt is in progress", int(ATTEMPT_LEASE.total_seconds()))
     if isinstance(decision, PolicyViolationError):
         publish(store.record_failed(message_id, decision.code, decision.message, now))
         return SendOutcome.REFUSED
