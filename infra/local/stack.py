@@ -262,9 +262,10 @@ class LocalStack:
 
     def _poll(self, function: str, queue_url: str, batch_size: int) -> None:
         """Lambda's SQS event source: batches of up to ``batch_size``, the records the handler
-        reports failed left for redelivery, the others deleted. One poller a queue: moto's SQS
-        can hand one FIFO message to two concurrent receivers, which SQS never does (measured:
-        7 doubled sends in 300 with four pollers, none with one)."""
+        reports failed left for redelivery, the others deleted. One poller a queue: with
+        several, moto let two workers handle one FIFO message at once, which SQS and DynamoDB's
+        conditional writes prevent (measured: 7 doubled sends in 300 with four pollers, none
+        with one)."""
         sqs = boto3.client("sqs")
         arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
