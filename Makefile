@@ -9,8 +9,14 @@ STAMP := $(VENV)/.installed
 IMPORT_ROOTS := layers/whatsapp_gateway:functions:.
 FROM ?= +15005550006
 BODY ?= Hi!
+# AWS SAM CLI in its own virtual environment: its pins (boto3 1.43, its pydantic) conflict with
+# the project's. The project's venv comes first on PATH so that SAM's pip builder finds
+# python3.13; SAM downloads the manylinux aarch64 wheels itself (no Docker).
+SAM_VENV := .venv-sam
+SAM_STAMP := $(SAM_VENV)/.installed
+SAM := PATH="$(CURDIR)/$(BIN):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
 
-.PHONY: help venv lint validate test bench local inbound clean
+.PHONY: help venv lint validate build deploy test bench local inbound clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -25,15 +31,32 @@ $(STAMP): $(BIN)/python requirements-dev.txt layers/whatsapp_gateway/requirement
 
 venv: $(STAMP) ## Create the virtual environment (Python 3.13) with the pinned dependencies
 
+$(SAM_VENV)/bin/python:
+	@py=$$(./infra/find-python.sh) && echo "Creating $(SAM_VENV) with $$py" && "$$py" -m venv $(SAM_VENV)
+
+$(SAM_STAMP): $(SAM_VENV)/bin/python requirements-sam.txt
+	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install --quiet -r requirements-sam.txt
+	@touch $@
+
 lint: $(STAMP) ## ruff (style and errors) and mypy (types)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-validate: $(STAMP) ## cfn-lint on template.yaml
+validate: $(STAMP) $(SAM_STAMP) ## sam validate --lint and cfn-lint on template.yaml
+	$(SAM) validate --lint
 	$(BIN)/cfn-lint template.yaml
 
-test: lint validate ## Everything CI runs: lint, types, template checks and every test
+build: $(STAMP) $(SAM_STAMP) ## sam build: python3.13 on arm64, the layer included, into .aws-sam/
+	$(SAM) build
+
+deploy: ## sam build, then sam deploy of a samconfig.toml environment: make deploy ENV=dev|prod
+	@[[ "$(ENV)" =~ ^(dev|prod)$$ ]] || { echo "make deploy ENV=dev|prod (not '$(ENV)')"; exit 1; }
+	$(MAKE) build
+	$(SAM) deploy --config-env $(ENV)
+
+test: lint validate build ## Everything CI runs: lint, types, template checks, the build, every test
 	$(BIN)/pytest
 
 bench: $(STAMP) ## Benchmarks; numbers go to bench/results.json
@@ -45,5 +68,5 @@ local: $(STAMP) ## The whole gateway on this machine: http://127.0.0.1:3000 (POR
 inbound: $(STAMP) ## A contact writing in: make inbound FROM=+15005550006 BODY="hi"
 	PYTHONPATH=$(IMPORT_ROOTS) $(BIN)/python -m infra.local.inbound --from "$(FROM)" --body "$(BODY)"
 
-clean: ## Remove the virtual environment and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+clean: ## Remove the virtual environments, the build output and caches
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
