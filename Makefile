@@ -16,7 +16,7 @@ SAM_VENV := .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed
 SAM := PATH="$(CURDIR)/$(BIN):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
 
-.PHONY: help venv lint validate build deploy test bench local inbound clean
+.PHONY: help venv lint validate build deploy test bench local inbound configure-twilio clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -67,6 +67,10 @@ local: $(STAMP) ## The whole gateway on this machine: http://127.0.0.1:3000 (POR
 
 inbound: $(STAMP) ## A contact writing in: make inbound FROM=+15005550006 BODY="hi"
 	PYTHONPATH=$(IMPORT_ROOTS) $(BIN)/python -m infra.local.inbound --from "$(FROM)" --body "$(BODY)"
+
+configure-twilio: $(STAMP) ## Point Twilio at the stack: ENV=dev|prod SENDER=XE... (or MESSAGING_SERVICE=MG...)
+	PYTHONPATH=$(IMPORT_ROOTS) $(BIN)/python -m infra.configure_twilio --env "$(ENV)" \
+		$(if $(SENDER),--sender "$(SENDER)") $(if $(MESSAGING_SERVICE),--messaging-service "$(MESSAGING_SERVICE)")
 
 clean: ## Remove the virtual environments, the build output and caches
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -1,6 +1,8 @@
 """The local Twilio stand-in: the Messages and Content operations the gateway calls, answered
 as Twilio answers them (shapes of ``twilio_api_v2010.json`` and ``twilio_content_v1.json``),
-with signed status callbacks for every message it accepts.
+with signed status callbacks for every message it accepts; and the fetch and update of WhatsApp
+senders (Messaging v2 Senders) and Messaging Services (Messaging v1) that
+``make configure-twilio`` calls, shaped as the SDK's models of them read.
 
 It keeps what it was asked and answered (for the contract test of the e2e suite), and it can be
 told to fail the next message to a contact with a Twilio error code.
@@ -8,10 +10,12 @@ told to fail the next message to a contact with a Twilio error code.
 
 import base64
 import json
+import re
 import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -23,8 +27,24 @@ from whatsapp_gateway.clock import Clock
 
 MESSAGES_PATH = "/2010-04-01/Accounts/{account}/Messages.json"
 CONTENT_PATH = "/v1/ContentAndApprovals"
+# messaging.twilio.com: a WhatsApp sender (XE...) and a Messaging Service (MG...).
+SENDER_PATH = re.compile(r"^/v2/Channels/Senders/(XE[0-9a-fA-F]{32})$")
+SERVICE_PATH = re.compile(r"^/v1/Services/(MG[0-9a-fA-F]{32})$")
+MESSAGING_URL = "https://messaging.twilio.com"
 # What a message goes through once Twilio took it, each reported to its StatusCallback.
 CALLBACK_STATUSES = ("queued", "sent", "delivered", "read")
+# The Messaging Service fields that are booleans (a form carries them as "true"/"false").
+_SERVICE_FLAGS = frozenset(
+    {
+        "sticky_sender",
+        "mms_converter",
+        "smart_encoding",
+        "fallback_to_long_code",
+        "area_code_geomatch",
+        "synchronous_validation",
+        "use_inbound_webhook_on_number",
+    }
+)
 # Twilio's HTTP status for an error code a message can be failed with.
 _ERROR_STATUS = {20429: 429, 63018: 429, 20500: 500, 20503: 503}
 
@@ -70,6 +90,8 @@ class Exchange:
     form: dict[str, list[str]]
     status: int
     answer: dict[str, Any]
+    # A JSON request's body (the Senders API takes JSON, the others forms).
+    body: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -79,6 +101,7 @@ class Exchange:
             "form": self.form,
             "status": self.status,
             "answer": self.answer,
+            "body": self.body,
         }
 
 
@@ -91,6 +114,9 @@ class TwilioStandIn:
     callback_delay_seconds: float = 0.05
     exchanges: list[Exchange] = field(default_factory=list)
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # WhatsApp senders and Messaging Services by SID (see whatsapp_sender, messaging_service).
+    senders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    messaging_services: dict[str, dict[str, Any]] = field(default_factory=dict)
     _failures: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
@@ -130,9 +156,21 @@ class TwilioStandIn:
         parts = urlsplit(request.path)
         query = parse_qs(parts.query, keep_blank_values=True)
         length = int(request.headers.get("Content-Length") or 0)
-        form = parse_qs(request.rfile.read(length).decode(), keep_blank_values=True)
+        raw = request.rfile.read(length).decode()
+        json_body: dict[str, Any] | None = None
+        if request.headers.get("Content-Type", "").startswith("application/json"):
+            json_body, form = json.loads(raw or "{}"), {}
+        else:
+            form = parse_qs(raw, keep_blank_values=True)
+        sender = SENDER_PATH.match(parts.path)
+        service = SERVICE_PATH.match(parts.path)
         if not self._authorized(request.headers.get("Authorization", "")):
             status, answer = 401, _error(401, 20003, "Authenticate")
+        elif sender and request.command in ("GET", "POST"):
+            update = json_body if request.command == "POST" else None
+            status, answer = self._sender(sender[1], update)
+        elif service and request.command in ("GET", "POST"):
+            status, answer = self._service(service[1], form if request.command == "POST" else None)
         elif request.command == "POST" and parts.path == MESSAGES_PATH.format(
             account=self.account_sid
         ):
@@ -147,7 +185,7 @@ class TwilioStandIn:
             status, answer = 404, _error(404, 20404, "The requested resource was not found")
         with self._lock:
             self.exchanges.append(
-                Exchange(request.command, parts.path, query, form, status, answer)
+                Exchange(request.command, parts.path, query, form, status, answer, json_body)
             )
         body = json.dumps(answer).encode()
         request.send_response(status)
@@ -229,6 +267,43 @@ class TwilioStandIn:
             },
         }
 
+    def _sender(self, sid: str, update: dict[str, Any] | None) -> tuple[int, dict[str, Any]]:
+        """Fetch (``update`` None) or update of a WhatsApp sender. As with the SDK's update
+        model, a field left null (or out) keeps its value."""
+        with self._lock:
+            sender = self.senders.get(sid)
+            if sender is None:
+                return 404, _error(
+                    404, 20404, f"The requested resource /Channels/Senders/{sid} was not found"
+                )
+            for name, value in (update or {}).items():
+                if isinstance(value, dict) and isinstance(sender.get(name), dict):
+                    sender[name].update({k: v for k, v in value.items() if v is not None})
+                elif value is not None:
+                    sender[name] = value
+            return 200, json.loads(json.dumps(sender))
+
+    def _service(self, sid: str, update: dict[str, list[str]] | None) -> tuple[int, dict[str, Any]]:
+        """Fetch (``update`` None) or update of a Messaging Service: the form's fields (the
+        SDK's PascalCase names) set the resource's (snake_case); unknown ones are ignored."""
+        with self._lock:
+            service = self.messaging_services.get(sid)
+            if service is None:
+                return 404, _error(
+                    404, 20404, f"The requested resource /Services/{sid} was not found"
+                )
+            for name, values in (update or {}).items():
+                field_name = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+                if field_name not in service:
+                    continue
+                value: Any = values[-1]
+                if field_name in _SERVICE_FLAGS:
+                    value = value == "true"
+                service[field_name] = value
+            if update:
+                service["date_updated"] = _iso(self.clock.now())
+            return 200, dict(service)
+
     def _report_statuses(self, sid: str, callback: str) -> None:
         """Posts queued, sent, delivered and read to the message's StatusCallback, signed as
         Twilio signs them."""
@@ -301,6 +376,79 @@ def _message(
         "to": contact,
         "uri": f"{path}/{sid}.json",
     }
+
+
+def whatsapp_sender(sid: str, sender_id: str, **webhook: str | None) -> dict[str, Any]:
+    """A WhatsApp sender as the Senders API answers it (Messaging v2), its ``webhook`` fields
+    replaced by ``webhook``."""
+    return {
+        "sid": sid,
+        "status": "ONLINE",
+        "sender_id": sender_id,
+        "friendly_name": None,
+        "configuration": {
+            "waba_id": "100000000000001",
+            "verification_method": "sms",
+            "verification_code": None,
+            "voice_application_sid": None,
+            "account_type": None,
+        },
+        "webhook": {
+            "callback_url": None,
+            "callback_method": "POST",
+            "fallback_url": None,
+            "fallback_method": "POST",
+            "status_callback_url": None,
+            "status_callback_method": "POST",
+        }
+        | webhook,
+        "profile": {"name": "Local Business", "about": None, "vertical": "Other"},
+        "properties": {"quality_rating": "HIGH", "messaging_limit": "1K Customers/24hr"},
+        "offline_reasons": None,
+        "compliance": None,
+        "url": f"{MESSAGING_URL}/v2/Channels/Senders/{sid}",
+    }
+
+
+def messaging_service(
+    sid: str, account_sid: str, created: datetime, **fields: str | bool | None
+) -> dict[str, Any]:
+    """A Messaging Service as Messaging v1 answers it, ``fields`` replaced."""
+    url = f"{MESSAGING_URL}/v1/Services/{sid}"
+    return {
+        "sid": sid,
+        "account_sid": account_sid,
+        "friendly_name": "WhatsApp gateway",
+        "date_created": _iso(created),
+        "date_updated": _iso(created),
+        "inbound_request_url": None,
+        "inbound_method": "POST",
+        "fallback_url": None,
+        "fallback_method": "POST",
+        "status_callback": None,
+        "sticky_sender": True,
+        "mms_converter": True,
+        "smart_encoding": True,
+        "scan_message_content": "inherit",
+        "fallback_to_long_code": False,
+        "area_code_geomatch": True,
+        "synchronous_validation": False,
+        "validity_period": 36000,
+        "url": url,
+        "links": {
+            "phone_numbers": f"{url}/PhoneNumbers",
+            "short_codes": f"{url}/ShortCodes",
+            "alpha_senders": f"{url}/AlphaSenders",
+            "channel_senders": f"{url}/ChannelSenders",
+        },
+        "usecase": "undeclared",
+        "us_app_to_person_registered": False,
+        "use_inbound_webhook_on_number": True,
+    } | fields
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _error(status: int, code: int, message: str) -> dict[str, Any]:
