@@ -23,13 +23,16 @@ from typing import Any, Protocol
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
 from requests.exceptions import RequestException
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
+from twilio.http import HttpClient
 from twilio.rest import Client
 from twilio.rest.messaging.v2.channels_sender import ChannelsSenderList
 
 from whatsapp_gateway.adapters.twilio_rest import twilio_http_client
 from whatsapp_gateway.config import TwilioSettings
+from whatsapp_gateway.errors import describe
 from whatsapp_gateway.models.accounts import ACCOUNT_SID_PATTERN
 
 SAMCONFIG = Path(__file__).resolve().parent.parent / "samconfig.toml"
@@ -252,8 +255,8 @@ def _twilio_errors(label: str) -> Iterator[None]:
 
 def stack_webhooks(stack: Stack) -> Webhooks:
     """The stack's webhook URLs, from CloudFormation's DescribeStacks."""
-    cloudformation = boto3.client("cloudformation", region_name=stack.region)
     try:
+        cloudformation = boto3.client("cloudformation", region_name=stack.region)
         described = cloudformation.describe_stacks(StackName=stack.name)["Stacks"][0]
     except ClientError as error:
         message = error.response.get("Error", {}).get("Message", str(error))
@@ -283,8 +286,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             username=username,
             password=password,
             account_sid=account_sid,
-            # Its timeout, and TWILIO_API_URL's redirection, as for the gateway's own calls.
-            http_client=twilio_http_client(TwilioSettings.from_environ()),
+            http_client=_http_client(),
         )
         target: Target = (
             WhatsAppSender(client, args.sender)
@@ -297,6 +299,15 @@ def run(argv: Sequence[str] | None = None) -> int:
         print(f"configure-twilio: {error}", file=sys.stderr)  # noqa: T201
         return 1
     return 0
+
+
+def _http_client() -> HttpClient:
+    """The gateway's own HTTP layer for Twilio: its timeout, and TWILIO_API_URL's
+    redirection."""
+    try:
+        return twilio_http_client(TwilioSettings.from_environ())
+    except ValidationError as error:
+        raise ConfigureError(f"Twilio settings: {describe(error)}") from None
 
 
 def _read(path: Path) -> str:
