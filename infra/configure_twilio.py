@@ -92,7 +92,9 @@ def stack_of(samconfig: str, env: str) -> Stack:
         config = tomllib.loads(samconfig)
     except tomllib.TOMLDecodeError as error:
         raise ConfigureError(f"samconfig.toml is not valid TOML: {error}") from None
-    sections = config.get(env, {})
+    sections = config.get(env)
+    if not isinstance(sections, dict):  # absent, or a top-level key such as `version`
+        sections = {}
     merged: dict[str, Any] = {
         **sections.get("deploy", {}).get("parameters", {}),
         **sections.get("global", {}).get("parameters", {}),
