@@ -3,6 +3,7 @@
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import statistics
@@ -11,14 +12,15 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections import Counter
-from collections.abc import Iterator
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.json"
+PRICES = ROOT / "bench" / "prices.json"
 LAYER_PACKAGE = ROOT / "layers" / "whatsapp_gateway" / "whatsapp_gateway"
 RUNS = 10
 
@@ -28,13 +30,13 @@ _TIMED_IMPORT = (
 )
 
 
-def _lambda_like_tree(function: str) -> tuple[Path, dict[str, str]]:
+def _lambda_like_tree(code_uri: str) -> tuple[Path, dict[str, str]]:
     """Copies the function and the shared package as Lambda lays them out (/var/task,
     /opt/python), without compiled bytecode: Lambda's file system is read-only, so the
     package's modules are compiled at every cold start there too."""
     root = Path(tempfile.mkdtemp(prefix="bench-lambda-"))
     task, layer = root / "task", root / "opt-python"
-    shutil.copytree(ROOT / "functions" / function, task)
+    shutil.copytree(ROOT / code_uri, task)
     shutil.copytree(LAYER_PACKAGE, layer / "whatsapp_gateway")
     env = {
         **os.environ,
@@ -65,20 +67,26 @@ def _median_import_seconds(module: str, env: dict[str, str], cwd: Path) -> float
 
 
 def cold_imports() -> dict[str, Any]:
-    """Import time of each handler module in a fresh process, next to `import boto3`."""
+    """Import time of each function's handler module (every function of template.yaml) in a
+    fresh process, next to `import boto3` in the same tree. The webhooks have a target: Twilio
+    waits on their cold starts."""
+    from infra.sam_template import events, functions  # noqa: PLC0415
+
+    webhooks = {name for name, event in events("HttpApi") if event["Path"].startswith("/webhooks/")}
     results: dict[str, Any] = {}
-    for function in ("inbound_webhook", "status_webhook"):
-        root, env = _lambda_like_tree(function)
+    for name, properties in functions().items():
+        module = properties["Handler"].rsplit(".", 1)[0]
+        root, env = _lambda_like_tree(properties["CodeUri"])
         try:
             boto3_seconds = _median_import_seconds("boto3", env, root)
-            handler_seconds = _median_import_seconds("app", env, root)
+            handler_seconds = _median_import_seconds(module, env, root)
         finally:
             shutil.rmtree(root)
-        results[function] = {
+        results[name] = {
             "handler_import_ms": round(handler_seconds * 1000, 1),
             "boto3_import_ms": round(boto3_seconds * 1000, 1),
             "ratio_to_boto3": round(handler_seconds / boto3_seconds, 2),
-            "target_ratio": 1.5,
+            "target_ratio": 1.5 if name in webhooks else None,
             "runs": RUNS,
             "statistic": "median",
         }
@@ -108,9 +116,12 @@ _ENVIRONMENT = {
 
 
 @contextmanager
-def _gateway_on_moto(*, server: bool = False) -> Iterator[Counter[str]]:
+def _gateway_on_moto(
+    *, server: bool = False, billed: defaultdict[str, float] | None = None
+) -> Iterator[Counter[str]]:
     """The template's resources on moto (in-process, or a moto server); yields a counter of
-    AWS calls by operation (botocore's before-call events), which the caller clears."""
+    AWS calls by operation (botocore's before-call events), which the caller clears. With
+    ``billed``, what the calls are billed as is added up there too (see ``_billing``)."""
     import boto3  # noqa: PLC0415  (after the environment is set for moto)
     from moto import mock_aws  # noqa: PLC0415
 
@@ -137,9 +148,84 @@ def _gateway_on_moto(*, server: bool = False) -> Iterator[Counter[str]]:
         os.environ["SEND_QUEUE_URL"] = create_queues(boto3.client("sqs"))["SendQueue"]
         assert boto3.DEFAULT_SESSION is not None
         boto3.DEFAULT_SESSION.events.register("before-call", count)
+        if billed is not None:
+            # Before the runtime builds its clients: a client keeps the hooks it was built with.
+            boto3.DEFAULT_SESSION.events.register("provide-client-params", _billing(billed))
         runtime.cache_clear()
         yield calls
         runtime.cache_clear()
+
+
+def _billing(billed: defaultdict[str, float]) -> Callable[..., None]:
+    """A botocore hook adding what each call is billed as to ``billed``: DynamoDB request
+    units (items of at most 1 KB written and 4 KB read, as the gateway's are; a write that sets
+    an index's key writes that index too), EventBridge events (each under 64 KB), SQS
+    requests."""
+    from infra.sam_template import resources  # noqa: PLC0415
+
+    index_keys = {
+        table: {
+            key["AttributeName"]
+            for index in resource["Properties"].get("GlobalSecondaryIndexes", [])
+            for key in index["KeySchema"]
+        }
+        for table, resource in resources("AWS::DynamoDB::Table").items()
+    }
+
+    def read(request: dict[str, Any]) -> float:
+        return 1.0 if request.get("ConsistentRead") is True else 0.5
+
+    def write(request: dict[str, Any]) -> float:
+        written = set(request.get("Item", {}))
+        if expression := request.get("UpdateExpression"):
+            names = request.get("ExpressionAttributeNames", {})
+            tokens = re.findall(r"(?<![:\w])#?\w+", expression)
+            # ``a = if_not_exists(a, ...)`` leaves a set key as it is: no index write.
+            kept = re.findall(r"if_not_exists\(\s*(#?\w+)", expression)
+            written |= {names.get(token, token) for token in tokens}
+            written -= {names.get(token, token) for token in kept}
+        return 1.0 + len(index_keys.get(request["TableName"], set()) & written)
+
+    def dynamodb_units(operation: str, params: dict[str, Any]) -> tuple[float, float]:
+        """(read, write) request units of one call; a transaction's items count twice."""
+        match operation:
+            case "GetItem" | "Query" | "Scan":
+                return read(params), 0.0
+            case "TransactGetItems":
+                return 2.0 * len(params["TransactItems"]), 0.0
+            case "PutItem" | "UpdateItem" | "DeleteItem":
+                return 0.0, write(params)
+            case "BatchWriteItem":
+                return 0.0, sum(
+                    write({"TableName": table, **request.get("PutRequest", {})})
+                    for table, requests in params["RequestItems"].items()
+                    for request in requests
+                )
+            case "TransactWriteItems":
+                return 0.0, sum(
+                    2.0 * write(request)
+                    for item in params["TransactItems"]
+                    for request in item.values()
+                )
+        raise ValueError(f"no billing rule for dynamodb.{operation}")
+
+    def bill(params: dict[str, Any], event_name: str, **_: object) -> None:
+        # event_name: provide-client-params.<service>.<Operation>
+        service, operation = event_name.split(".")[1:3]
+        if service == "dynamodb":
+            reads, writes = dynamodb_units(operation, params)
+            billed["dynamodb_read_units"] += reads
+            billed["dynamodb_write_units"] += writes
+        elif service == "eventbridge" and operation == "PutEvents":
+            billed["eventbridge_events"] += len(params["Entries"])
+        elif service == "sqs":
+            billed["sqs_requests"] += 1
+
+    return bill
+
+
+def _per(billed: Mapping[str, float], divisor: int) -> dict[str, float]:
+    return {name: round(value / divisor, 3) for name, value in sorted(billed.items())}
 
 
 def _summary(counter: Counter[str], divisor: int = 1) -> dict[str, Any]:
@@ -208,15 +294,18 @@ def send_worker_batch(contacts: int = 10, twilio_latency: float = 0.2) -> dict[s
             time.sleep(twilio_latency)
             return super().request(*args, **kwargs)
 
-    def one_batch(concurrency: int) -> tuple[float, Counter[str], int]:
+    def one_batch(concurrency: int) -> tuple[float, Counter[str], int, dict[str, Any]]:
         os.environ["SEND_CONCURRENCY"] = str(concurrency)
-        with _gateway_on_moto(server=True) as calls:
+        billed: defaultdict[str, float] = defaultdict(float)
+        with _gateway_on_moto(server=True, billed=billed) as calls:
             from inbound_webhook import app as inbound  # noqa: PLC0415
             from send_worker import app as worker  # noqa: PLC0415
 
             context = LambdaContext()
             fake = SlowTwilio()
             runtime().__dict__["twilio"] = TwilioRest(TwilioSettings.from_environ(), transport=fake)
+            accept_calls: Counter[str] = Counter()
+            accept_billed: defaultdict[str, float] = defaultdict(float)
             for index in range(contacts + 1):
                 contact = f"+1500555{index:04d}"
                 inbound.handler(
@@ -225,12 +314,18 @@ def send_worker_batch(contacts: int = 10, twilio_latency: float = 0.2) -> dict[s
                     ),
                     context,
                 )
+                calls.clear()
+                billed.clear()
                 assert post_message({"to": contact, "body": f"hello {index}"})[0] == 202
+                accept_calls += calls
+                for name, value in billed.items():
+                    accept_billed[name] += value
             queue = SendQueueDriver(worker.handler, context)
             queue.run(limit=1)  # warm-up on one contact: settings, clients, Twilio's client
             event = queue.receive_event()
             assert len(event["Records"]) == contacts
             calls.clear()
+            billed.clear()
             started = time.perf_counter()
             answer = worker.handler(event, context)
             seconds = time.perf_counter() - started
@@ -238,10 +333,19 @@ def send_worker_batch(contacts: int = 10, twilio_latency: float = 0.2) -> dict[s
             assert answer["batchItemFailures"] == [], answer
             posts = sum(1 for r in fake.requests if r.method == "POST") - 1
             assert posts == contacts
-            return seconds, worker_calls, posts
+            accepted = {
+                "aws_calls": _summary(accept_calls, contacts + 1),
+                "billed": _per(accept_billed, contacts + 1),
+            }
+            return (
+                seconds,
+                worker_calls,
+                posts,
+                {"accepted": accepted, "sent": _per(billed, contacts)},
+            )
 
-    concurrent_seconds, calls, twilio_calls = one_batch(concurrency=10)
-    sequential_seconds, _, _ = one_batch(concurrency=1)
+    concurrent_seconds, calls, twilio_calls, billed = one_batch(concurrency=10)
+    sequential_seconds, _, _, _ = one_batch(concurrency=1)
     dynamodb = Counter({k: v for k, v in calls.items() if k.startswith("dynamodb.")})
     return {
         "records": contacts,
@@ -255,9 +359,11 @@ def send_worker_batch(contacts: int = 10, twilio_latency: float = 0.2) -> dict[s
             "twilio_calls": round(twilio_calls / contacts, 2),
             "dynamodb_calls": _summary(dynamodb, contacts),
             "aws_calls": _summary(calls, contacts),
+            "billed": billed["sent"],
             "target_twilio_calls": 1,
             "target_max_dynamodb_calls": 4,
         },
+        "per_accepted_message": billed["accepted"],
     }
 
 
@@ -338,6 +444,156 @@ def template_sync(templates: int = 6000) -> dict[str, Any]:
         "second_sync_nothing_changed": second,
         "third_sync_10_changed": third,
         "target": "at most one write per changed template, none for an unchanged one",
+    }
+
+
+STATUS_CALLBACKS = ("queued", "sent", "delivered", "read")
+
+
+def status_callbacks(messages: int = 20) -> dict[str, Any]:
+    """AWS calls (moto in-process) of Twilio's status callbacks of each sent message: queued,
+    sent, delivered, read, signed as Twilio signs them, through the status webhook handler;
+    and what they are billed as."""
+    from tests.fake_twilio import FakeTwilio  # noqa: PLC0415
+    from tests.integration.conftest import (  # noqa: PLC0415
+        LambdaContext,
+        SendQueueDriver,
+        inbound_form,
+        post_message,
+        status_callback_event,
+        webhook_event,
+    )
+    from whatsapp_gateway.adapters.twilio_rest import TwilioRest  # noqa: PLC0415
+    from whatsapp_gateway.config import TwilioSettings  # noqa: PLC0415
+    from whatsapp_gateway.runtime import runtime  # noqa: PLC0415
+
+    billed: defaultdict[str, float] = defaultdict(float)
+    with _gateway_on_moto(billed=billed) as calls:
+        from inbound_webhook import app as inbound  # noqa: PLC0415
+        from send_worker import app as worker  # noqa: PLC0415
+        from status_webhook import app as status  # noqa: PLC0415
+
+        context = LambdaContext()
+        fake = FakeTwilio()
+        runtime().__dict__["twilio"] = TwilioRest(TwilioSettings.from_environ(), transport=fake)
+        queue = SendQueueDriver(worker.handler, context)
+        callbacks: list[list[dict[str, Any]]] = []
+        for index in range(messages + 1):  # the first message warms the status handler up
+            contact = f"+1500557{index:04d}"
+            form = inbound_form(MessageSid=f"SM{index:032x}", From=f"whatsapp:{contact}")
+            assert inbound.handler(webhook_event(form), context)["statusCode"] == 200
+            code, accepted = post_message({"to": contact, "body": "Your order ships today."})
+            assert code == 202, accepted
+            queue.run()
+            answer = fake.answers[-1].body
+            assert isinstance(answer, dict)
+            sid = str(answer["sid"])
+            callbacks.append(
+                [status_callback_event(sid, s, message_id=accepted["id"]) for s in STATUS_CALLBACKS]
+            )
+
+        def deliver(events: list[dict[str, Any]]) -> None:
+            for event in events:
+                assert status.handler(event, context)["statusCode"] == 200
+
+        deliver(callbacks[0])
+        calls.clear()
+        billed.clear()
+        started = time.perf_counter()
+        for events in callbacks[1:]:
+            deliver(events)
+        seconds = time.perf_counter() - started
+        view = runtime().messages.message_view(accepted["id"])
+        assert view is not None
+        assert view.status == "read"
+
+    return {
+        "messages": messages,
+        "callbacks_per_message": list(STATUS_CALLBACKS),
+        "handler_ms_per_callback": round(seconds / (messages * len(STATUS_CALLBACKS)) * 1000, 2),
+        "per_message": {"aws_calls": _summary(calls, messages), "billed": _per(billed, messages)},
+    }
+
+
+def deployment_sizes() -> dict[str, Any]:
+    """The unzipped size of each function with its layer, from `sam build`'s output (built by
+    `make build` when absent)."""
+    from infra.sam_build import SIZE_TARGET_MB, ensure_built, function_sizes  # noqa: PLC0415
+
+    return {
+        "functions": function_sizes(ensure_built()),
+        "unit": "MB of 1,048,576 bytes, as Lambda's limits count",
+        "target_mb": SIZE_TARGET_MB,
+    }
+
+
+# What no benchmark measures, said plainly. A warm API or status invocation makes 2 to 4 AWS
+# calls of about 10 ms each in-region, plus its own CPU.
+ASSUMED_INVOCATION_MS = 100
+
+
+def cost_per_million(send_worker: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+    """The AWS cost of a million outbound messages at bench/prices.json's list prices, from the
+    calls counted by the send worker benchmark (the API's acceptance and the worker's send) and
+    the status callbacks benchmark (4 callbacks a message)."""
+    from infra.sam_template import events, functions  # noqa: PLC0415
+
+    prices = {name: line["usd"] for name, line in json.loads(PRICES.read_text())["prices"].items()}
+    memory_gb = {name: fn["MemorySize"] / 1024 for name, fn in functions().items()}
+    [(_, queue_event)] = events("SQS")
+    batch = queue_event["BatchSize"]
+    accepted = send_worker["per_accepted_message"]["billed"]
+    sent = send_worker["per_sent_message"]["billed"]
+    callbacks = status["per_message"]["billed"]
+    per_callback = len(status["callbacks_per_message"])
+    # Invocations of each function per message, and the seconds each is billed for: the
+    # worker's measured batch (its Twilio calls answered in the fake's 200 ms), the others
+    # the assumption.
+    invocations = {
+        "ApiFunction": (1.0, ASSUMED_INVOCATION_MS / 1000),
+        "SendWorkerFunction": (1 / batch, send_worker["concurrent_ms"] / 1000),
+        "StatusWebhookFunction": (float(per_callback), ASSUMED_INVOCATION_MS / 1000),
+    }
+
+    def total(name: str) -> float:
+        return float(sum(part.get(name, 0.0) for part in (accepted, sent, callbacks)))
+
+    quantities = {
+        "http_api_requests_per_million": 1.0 + per_callback,
+        "lambda_arm64_requests_per_million": sum(n for n, _ in invocations.values()),
+        "lambda_arm64_gb_second": sum(
+            n * seconds * memory_gb[name] for name, (n, seconds) in invocations.items()
+        ),
+        "dynamodb_on_demand_write_request_units_per_million": total("dynamodb_write_units"),
+        "dynamodb_on_demand_read_request_units_per_million": total("dynamodb_read_units"),
+        # Lambda's event source: one receive and one batch delete per batch.
+        "sqs_fifo_requests_per_million": total("sqs_requests") + 2 / batch,
+        "eventbridge_custom_events_per_million": total("eventbridge_events"),
+    }
+    breakdown = {
+        name: {
+            "per_message": round(quantity, 4),
+            "usd_per_million_messages": round(
+                quantity * prices[name] * (1 if name.endswith("_per_million") else 1_000_000), 2
+            ),
+        }
+        for name, quantity in quantities.items()
+    }
+    usd = sum(line["usd_per_million_messages"] for line in breakdown.values())
+    return {
+        "usd_per_million_messages": round(usd, 2),
+        "target_usd": 15,
+        "breakdown": breakdown,
+        "prices": str(PRICES.relative_to(ROOT)),
+        "assumptions": [
+            f"API and status invocations billed {ASSUMED_INVOCATION_MS} ms each at their "
+            "configured memory; the worker's batch its measured time",
+            "free-form messages without an Idempotency-Key; a template send adds one read",
+            "items under 1 KB written, 4 KB read; events under 64 KB",
+            "left out: free tiers, cold starts' init time, CloudWatch logs and metrics, X-Ray, "
+            "Secrets Manager (cached for 5 minutes), the event source's idle polls (a fixed "
+            "monthly cost), inbound messages",
+        ],
     }
 
 
@@ -462,17 +718,26 @@ def local_stack(messages: int = 1000, concurrency: int = 8) -> dict[str, Any]:
 
 
 def main() -> None:
-    results = {
+    results: dict[str, Any] = {
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cold_import": cold_imports(),
+        "deployment_size": deployment_sizes(),
         "inbound_aws_calls": inbound_aws_calls(),
         "send_worker_batch": send_worker_batch(),
+        "status_callbacks": status_callbacks(),
         "template_sync": template_sync(),
         "local_stack": local_stack(),
     }
+    results["cost_per_million_outbound"] = cost_per_million(
+        results["send_worker_batch"], results["status_callbacks"]
+    )
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
+    cost = results["cost_per_million_outbound"]
+    for name, line in cost["breakdown"].items():
+        print(f"{name:>52}  ${line['usd_per_million_messages']:6.2f}")
+    print(f"{'AWS per million outbound messages':>52}  ${cost['usd_per_million_messages']:6.2f}")
 
 
 if __name__ == "__main__":
