@@ -11,8 +11,8 @@ TEST_SENDER = "whatsapp:+14155238886"
 TEST_CONTACT = "whatsapp:+15005550006"
 PUBLIC_BASE_URL = "https://gateway.example.test"
 
-# What the template sets for every function; read by Logger and Metrics when a handler module
-# is imported, so set before any test module is collected.
+# What the template sets for every function; read by Logger and Metrics when the shared package
+# is first imported, so set when this file is loaded: before the conftest files below it.
 _LAMBDA_ENVIRONMENT = {
     "POWERTOOLS_SERVICE_NAME": "whatsapp-gateway",
     "POWERTOOLS_METRICS_NAMESPACE": "WhatsAppGateway",
@@ -30,9 +30,7 @@ _ENVIRONMENT = {
     "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
 }
 
-
-def pytest_configure(config: pytest.Config) -> None:
-    os.environ.update(_LAMBDA_ENVIRONMENT)
+os.environ.update(_LAMBDA_ENVIRONMENT)
 
 
 @pytest.fixture(autouse=True)

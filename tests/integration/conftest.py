@@ -375,3 +375,18 @@ def status_callback_event(
         form["ErrorCode"] = error_code
     query = f"message_id={message_id}" if message_id else ""
     return webhook_event(form, path="/webhooks/twilio/status", query=query, token=token)
+
+
+def emitted_dimensioned_metrics(stdout: str) -> list[tuple[str, dict[str, str]]]:
+    """Each metric of the EMF lines the function printed, with its dimensions but ``service``,
+    in the order printed."""
+    found: list[tuple[str, dict[str, str]]] = []
+    for line in stdout.splitlines():
+        if not line.startswith('{"_aws"'):
+            continue
+        record = json.loads(line)
+        for definition in record["_aws"]["CloudWatchMetrics"]:
+            [dimension_set] = definition["Dimensions"]
+            dimensions = {name: record[name] for name in dimension_set if name != "service"}
+            found.extend((metric["Name"], dimensions) for metric in definition["Metrics"])
+    return found

@@ -27,6 +27,7 @@ from tests.integration.conftest import (
     LambdaContext,
     SendQueueDriver,
     api_event,
+    emitted_dimensioned_metrics,
     inbound_form,
     post_message,
     seed_template,
@@ -627,6 +628,38 @@ def test_the_first_delivery_of_a_template_opens_its_categorys_conversation(
     # Then no second opening
     assert len(gateway.store.conversation_openings(SENDER, CONTACT)) == 1
     assert of_kind(captured_events.drain(), "conversation.opened") == []
+
+
+def test_statuses_failures_and_openings_are_counted_by_what_the_dashboard_splits_them_by(
+    gateway: Runtime,
+    template: str,
+    fake_twilio: FakeTwilio,
+    send_queue: SendQueueDriver,
+    lambda_context,
+    capsys: pytest.CaptureFixture[str],
+):
+    # Given two utility templates Twilio took
+    delivered_id, delivered_sid = send_template(fake_twilio, send_queue)
+    failed_id, failed_sid = send_template(fake_twilio, send_queue)
+    capsys.readouterr()
+
+    # When one is delivered, its callback duplicated, and the other is undelivered (63016)
+    callback(lambda_context, delivered_sid, "delivered", delivered_id)
+    callback(lambda_context, delivered_sid, "delivered", delivered_id)
+    callback(lambda_context, failed_sid, "undelivered", failed_id, error_code="63016")
+
+    # Then each real change is counted once, by status, code and category
+    counted = [
+        metric
+        for metric in emitted_dimensioned_metrics(capsys.readouterr().out)
+        if metric[0] in {"MessagesByStatus", "MessagesFailed", "ConversationsOpened"}
+    ]
+    assert counted == [
+        ("MessagesByStatus", {"status": "delivered"}),
+        ("ConversationsOpened", {"category": "utility"}),
+        ("MessagesByStatus", {"status": "undelivered"}),
+        ("MessagesFailed", {"error_code": "63016"}),
+    ]
 
 
 def test_a_template_that_was_only_sent_opens_no_conversation(

@@ -25,6 +25,7 @@ from whatsapp_gateway.config import (
     WorkerSettings,
 )
 from whatsapp_gateway.models.accounts import TwilioAccounts
+from whatsapp_gateway.observability import count_published
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
@@ -106,7 +107,9 @@ class Runtime:
     @cached_property
     def events(self) -> EventBus:
         client: EventBridgeClient = boto3.client("events")
-        return EventBus(client, EventSettings.from_environ().event_bus_name)
+        return EventBus(
+            client, EventSettings.from_environ().event_bus_name, on_published=count_published
+        )
 
     @cached_property
     def twilio_settings(self) -> TwilioSettings:

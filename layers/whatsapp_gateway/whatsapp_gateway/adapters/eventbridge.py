@@ -1,6 +1,6 @@
 """Domain events onto the gateway's EventBridge bus."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from whatsapp_gateway.models.events import EVENT_SOURCE, GatewayEvent
@@ -17,9 +17,15 @@ class EventPublishError(RuntimeError):
 
 
 class EventBus:
-    def __init__(self, client: "EventBridgeClient", bus_name: str) -> None:
+    def __init__(
+        self,
+        client: "EventBridgeClient",
+        bus_name: str,
+        on_published: Callable[[Sequence[GatewayEvent]], None] = lambda _: None,
+    ) -> None:
         self._client = client
         self._bus_name = bus_name
+        self._on_published = on_published
 
     def publish(self, events: Sequence[GatewayEvent]) -> None:
         entries: list[PutEventsRequestEntryTypeDef] = [
@@ -36,3 +42,4 @@ class EventBus:
             if answer.get("FailedEntryCount"):
                 codes = {e.get("ErrorCode", "") for e in answer["Entries"]} - {""}
                 raise EventPublishError(f"EventBridge refused events: {sorted(codes)}")
+        self._on_published(events)
