@@ -3,6 +3,7 @@ local stack build their tables and bus, so they cannot drift from what `sam depl
 
 import json
 import re
+import subprocess
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -242,3 +243,20 @@ class Resolver:
             resource, attribute = name.split(".", 1)
             return self._attributes[(resource, attribute)]
         return str(self._values[name])
+
+
+def transformed_template() -> dict[str, Any]:
+    """template.yaml after the SAM transform, as CloudFormation gets it (infra/sam_transform.py,
+    run by the SAM CLI's environment, made by `make` when absent)."""
+    interpreter = TEMPLATE.parent / ".venv-sam" / "bin" / "python"
+    if not interpreter.exists():
+        subprocess.run(["make", ".venv-sam/.installed"], cwd=TEMPLATE.parent, check=True)  # noqa: S607
+    printed = subprocess.run(  # noqa: S603  (our own interpreter and module)
+        [str(interpreter), "-m", "infra.sam_transform"],
+        cwd=TEMPLATE.parent,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    cloudformation: dict[str, Any] = json.loads(printed)
+    return cloudformation

@@ -3,7 +3,10 @@ public and the API routes are not, and the window table expires items by `expire
 
 import importlib
 import inspect
+import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -108,4 +111,126 @@ def test_the_template_sync_runs_on_a_schedule_with_retries_and_a_dead_letter_que
         "Fn::Sub": "rate(${TemplateSyncMinutes} minutes)"
     }
     assert schedule["Properties"]["RetryPolicy"]["MaximumRetryAttempts"] >= 1
-    assert schedule["Properties"]["DeadLetterConfig"]["Type"] == "SQS"
+    dead_letters = schedule["Properties"]["DeadLetterConfig"]["Arn"]["Fn::GetAtt"]
+    queue = resources("AWS::SQS::Queue")[dead_letters.split(".")[0]]["Properties"]
+    assert queue["MessageRetentionPeriod"] == 14 * 24 * 60 * 60
+
+
+# ---------------------------------------------------------------------- operations
+
+ALARMS = resources("AWS::CloudWatch::Alarm")
+NAMESPACE = "WhatsAppGateway"
+PACKAGE_AND_FUNCTIONS = [ROOT / "layers" / "whatsapp_gateway", ROOT / "functions"]
+
+
+def _alarm_metrics(alarm: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(namespace, metric, dimensions) of everything an alarm watches."""
+    properties = alarm["Properties"]
+    if "MetricName" in properties:
+        watched = [(properties["Namespace"], properties["MetricName"], properties["Dimensions"])]
+    else:
+        watched = [
+            (
+                m["MetricStat"]["Metric"]["Namespace"],
+                m["MetricStat"]["Metric"]["MetricName"],
+                m["MetricStat"]["Metric"]["Dimensions"],
+            )
+            for m in properties["Metrics"]
+            if "MetricStat" in m
+        ]
+    return [(ns, name, {d["Name"]: d["Value"] for d in dims}) for ns, name, dims in watched]
+
+
+def _emitted_metric_names() -> set[str]:
+    """The metric names the code emits (add_metric and the event counters), read from it."""
+    source = "\n".join(
+        path.read_text() for root in PACKAGE_AND_FUNCTIONS for path in root.rglob("*.py")
+    )
+    names = set(re.findall(r'(?:name=|else )"(\w+)"', source)) | set(
+        re.findall(r'_count\("(\w+)"', source)
+    )
+    outcomes = re.findall(r'^\s+[A-Z_]+ = "(\w+)"', source, re.MULTILINE)
+    return names | {f"Sends_{outcome}" for outcome in outcomes}
+
+
+def test_every_alarm_notifies_the_topic_and_watches_something_real():
+    emitted = _emitted_metric_names()
+    for name, alarm in ALARMS.items():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
+        assert alarm["Properties"]["TreatMissingData"] == "notBreaching", name
+        for namespace, metric, _ in _alarm_metrics(alarm):
+            if namespace == NAMESPACE:
+                assert metric in emitted, (name, metric)
+
+
+def test_the_alarms_cover_dead_letters_worker_errors_webhook_5xx_and_403s_sync_and_throttles():
+    watched = [m for alarm in ALARMS.values() for m in _alarm_metrics(alarm)]
+    queues = {d["QueueName"]["Fn::GetAtt"] for _, n, d in watched if n.endswith("Visible")}
+    routes = {d["Resource"] for ns, n, d in watched if (ns, n) == ("AWS/ApiGateway", "5xx")}
+    throttled = {d["FunctionName"]["Ref"] for _, n, d in watched if n == "Throttles"}
+    errors = {
+        d["FunctionName"]["Ref"] for ns, n, d in watched if (ns, n) == ("AWS/Lambda", "Errors")
+    }
+    ours = {n for ns, n, _ in watched if ns == NAMESPACE}
+
+    assert queues == {f"{q}.QueueName" for q in resources("AWS::SQS::Queue") if "DeadLetter" in q}
+    assert routes == {"/webhooks/twilio/inbound", "/webhooks/twilio/status"}
+    assert throttled == set(FUNCTIONS)
+    assert errors == {"SendWorkerFunction"}
+    assert ours == {"WebhookSignatureRejected", "TemplateSyncFailures"}
+
+
+def test_the_dashboard_is_valid_json_showing_what_operators_read():
+    [dashboard] = resources("AWS::CloudWatch::Dashboard").values()
+    body, variables = dashboard["Properties"]["DashboardBody"]["Fn::Sub"]
+    # As CloudFormation substitutes it: ${X} and ${X.Attribute} by resource values.
+    rendered = re.sub(r"\$\{([\w:.]+)\}", lambda m: variables.get(m[1], "x"), body)
+    widgets = json.loads(rendered)["widgets"]
+    text = json.dumps(widgets)
+    emitted = _emitted_metric_names()
+
+    titles = " / ".join(w["properties"]["title"] for w in widgets)
+    for shown in (
+        "received",
+        "sent",
+        "delivered",
+        "read",
+        "error code",
+        "category",
+        "p99",
+        "Dead-letter",
+    ):
+        assert shown in titles, shown
+    for metric in re.findall(r'MetricName=\\"(\w+)\\"', text) + [
+        row[1]
+        for w in widgets
+        for row in w["properties"]["metrics"]
+        if isinstance(row[0], str) and row[0] == NAMESPACE
+    ]:
+        assert metric in emitted, metric
+    durations = [w for w in widgets if w["properties"].get("stat") == "p99"]
+    assert len(durations[0]["properties"]["metrics"]) == len(FUNCTIONS)
+
+
+def test_the_send_workers_concurrency_is_bounded_by_a_parameter():
+    worker = FUNCTIONS["SendWorkerFunction"]["Properties"]
+    [queue] = [e for e in worker["Events"].values() if e["Type"] == "SQS"]
+    parameter = queue["Properties"]["ScalingConfig"]["MaximumConcurrency"]["Ref"]
+
+    assert load_template()["Parameters"][parameter]["MinValue"] >= 2  # Lambda's minimum
+
+
+def test_outputs_give_what_operators_paste_and_nothing_secret():
+    outputs = load_template()["Outputs"]
+    assert {
+        "InboundWebhookUrl",
+        "StatusCallbackUrl",
+        "ApiBaseUrl",
+        "EventBusName",
+        "SendQueueUrl",
+        "SendDeadLetterQueueUrl",
+        "TemplateSyncDeadLetterQueueUrl",
+    } <= set(outputs)
+    assert "TwilioAccountsSecretArn" not in json.dumps(outputs)
+    parameters = load_template()["Parameters"]
+    assert "Default" not in parameters["TwilioAccountsSecretArn"]
