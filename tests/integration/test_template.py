@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from infra.sam_template import TEMPLATE, load_template, resources
 
@@ -234,3 +235,15 @@ def test_outputs_give_what_operators_paste_and_nothing_secret():
     assert "TwilioAccountsSecretArn" not in json.dumps(outputs)
     parameters = load_template()["Parameters"]
     assert "Default" not in parameters["TwilioAccountsSecretArn"]
+
+
+def test_the_ci_workflow_runs_make_test_and_deploys_tags_with_oidc():
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    test, deploy = workflow["jobs"]["test"], workflow["jobs"]["deploy"]
+
+    assert [step["run"] for step in test["steps"] if "run" in step][-1] == "make test"
+    assert deploy["needs"] == "test"
+    assert deploy["if"] == "startsWith(github.ref, 'refs/tags/v')"
+    assert deploy["permissions"]["id-token"] == "write"
+    assert any("configure-aws-credentials" in step.get("uses", "") for step in deploy["steps"])
+    assert deploy["steps"][-1]["run"].startswith("make deploy ENV=prod")
