@@ -57,8 +57,10 @@ def test_functions_and_layer_target_python_3_13_on_arm64():
 
     assert function_globals["Runtime"] == "python3.13"
     assert function_globals["Architectures"] == ["arm64"]
-    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
-    assert (ROOT / layer["Properties"]["ContentUri"] / "requirements.txt").is_file()
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
+    content = ROOT / layer["Properties"]["ContentUri"]
+    assert (content / "requirements.txt").is_file()
+    assert "--platform manylinux2014_aarch64" in (content / "Makefile").read_text()
 
 
 @pytest.mark.parametrize(
