@@ -40,6 +40,9 @@ def main() -> None:
     )
     for noisy in ("botocore", "urllib3", "aws_lambda_powertools"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Every function of the stack shares one process and its clients' pools (in Lambda, one
+    # invocation at a time has them): a full pool under load is expected here, not news.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     # The functions' own JSON logs stay quiet unless LOG_LEVEL says otherwise: the stack logs
     # one line a request.
     environment = defaults.twilio_settings() | {

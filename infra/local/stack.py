@@ -17,14 +17,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 import boto3
 
 from infra import sam_template
 from infra.local.twilio_standin import TwilioStandIn, default_templates
-from whatsapp_gateway.runtime import runtime
+
+if TYPE_CHECKING:
+    from whatsapp_gateway.runtime import Runtime
 
 LOCAL_ONLY = "/_local/"
 INTERNAL_ERROR = b'{"message":"Internal Server Error"}'
@@ -72,6 +74,7 @@ class LocalStack:
         self._server: ThreadingHTTPServer | None = None
         self.stand_in: TwilioStandIn | None = None
         self.routes: list[Route] = []
+        self._runtime: Runtime | None = None
 
     # ------------------------------------------------------------------ start and stop
 
@@ -90,8 +93,13 @@ class LocalStack:
                 if name not in self._environment and resolved not in ("", None):
                     os.environ[name] = str(resolved)
         os.environ.update(self._environment)
+        # As Lambda does: the functions' environment first, then their code (Powertools reads
+        # its service and namespace when the shared package is imported).
+        from whatsapp_gateway.runtime import runtime  # noqa: PLC0415
+
         runtime.cache_clear()
         deps = runtime()
+        self._runtime = deps
         if self._use_stand_in:
             self.stand_in = TwilioStandIn(
                 account_sid=os.environ["TWILIO_ACCOUNT_SID"],
@@ -241,7 +249,8 @@ class LocalStack:
     ) -> tuple[int, dict[str, str], bytes]:
         """Local only: health, the clock, and the Twilio stand-in's controls."""
         payload = json.loads(body or b"{}")
-        deps = runtime()
+        deps = self._runtime
+        assert deps is not None, "routes are served once started"
         if (method, path) == ("GET", "/_local/health"):
             answer: Any = {"status": "ok", "now": deps.clock.now().isoformat()}
         elif (method, path) == ("POST", "/_local/clock/advance"):
