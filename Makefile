@@ -52,9 +52,10 @@ build: $(STAMP) $(SAM_STAMP) ## sam build: python3.13 on arm64, the layer includ
 	$(SAM) build
 
 deploy: ## sam build, then sam deploy of a samconfig.toml environment: make deploy ENV=dev|prod
+# (DEPLOY_FLAGS adds sam deploy options: CI passes --no-confirm-changeset)
 	@[[ "$(ENV)" =~ ^(dev|prod)$$ ]] || { echo "make deploy ENV=dev|prod (not '$(ENV)')"; exit 1; }
 	$(MAKE) build
-	$(SAM) deploy --config-env $(ENV)
+	$(SAM) deploy --config-env $(ENV) $(DEPLOY_FLAGS)
 
 test: lint validate build ## Everything CI runs: lint, types, template checks, the build, every test
 	$(BIN)/pytest
