@@ -25,6 +25,18 @@ ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT_SID = LOCAL_ACCOUNT_SID
 AUTH_TOKEN = LOCAL_AUTH_TOKEN
 SENDER = LOCAL_SENDER
+# What the stack reads from the environment: left out, so that it runs on its own defaults.
+STACK_SETTINGS = frozenset(
+    {
+        "TWILIO_ACCOUNT_SID",
+        "TWILIO_AUTH_TOKEN",
+        "WHATSAPP_FROM",
+        "TWILIO_API_URL",
+        "PUBLIC_BASE_URL",
+        "AWS_ENDPOINT_URL",
+        "AWS_PROFILE",
+    }
+)
 
 
 @dataclass
@@ -95,15 +107,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
             str(ROOT / part) for part in ("layers/whatsapp_gateway", "functions", ".")
         ),
     }
-    for name in (
-        "TWILIO_ACCOUNT_SID",
-        "TWILIO_AUTH_TOKEN",
-        "WHATSAPP_FROM",
-        "TWILIO_API_URL",
-        "PUBLIC_BASE_URL",
-        "AWS_ENDPOINT_URL",
-        "AWS_PROFILE",
-    ):
+    for name in STACK_SETTINGS:
         environment.pop(name, None)
     # A file, not a pipe: a pipe nobody reads blocks the stack once it is full.
     output = tmp_path_factory.mktemp("local") / "make-local.log"

@@ -14,19 +14,9 @@ import pytest
 
 from infra.local.inbound import inbound_form
 from infra.local.moto import free_port
-from tests.e2e.conftest import ROOT, Gateway
+from tests.e2e.conftest import ROOT, STACK_SETTINGS, Gateway
 from tests.e2e.steps import INBOUND, post_form, signature, windows
 
-# What the stack reads from the environment: left out, as the session's stack leaves them.
-_STACK_SETTINGS = {
-    "TWILIO_ACCOUNT_SID",
-    "TWILIO_AUTH_TOKEN",
-    "WHATSAPP_FROM",
-    "TWILIO_API_URL",
-    "PUBLIC_BASE_URL",
-    "AWS_ENDPOINT_URL",
-    "AWS_PROFILE",
-}
 STOP_SECONDS = 15
 # infra/local/__main__.py waits for Ctrl-C with an untimed Event.wait(): a SIGINT whose C
 # handler runs just before the main thread blocks in the lock is only acted on at the next
@@ -61,7 +51,7 @@ def test_a_function_that_fails_is_answered_500_as_api_gateway_does(gateway: Gate
 def test_ctrl_c_stops_the_stack_its_aws_and_its_twilio_and_frees_every_port(tmp_path: Path):
     ports = {name: free_port() for name in ("PORT", "TWILIO_PORT", "MOTO_PORT")}
     environment = {
-        **{name: value for name, value in os.environ.items() if name not in _STACK_SETTINGS},
+        **{name: value for name, value in os.environ.items() if name not in STACK_SETTINGS},
         **{name: str(port) for name, port in ports.items()},
         "PYTHONPATH": os.pathsep.join(
             str(ROOT / part) for part in ("layers/whatsapp_gateway", "functions", ".")

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from functools import cache
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from whatsapp_gateway.models.events import ConversationOpened, GatewayEvent, MessageStatusChanged
 
@@ -41,9 +41,10 @@ def count_published(events: Sequence[GatewayEvent]) -> None:
 
 
 def _count(name: str, **dimensions: str) -> None:
-    # A metric of its own: the shared Metrics object's dimensions hold for all its metrics.
-    with single_metric(
-        name=name, unit=MetricUnit.Count, value=1, default_dimensions=metrics.default_dimensions
-    ) as metric:
-        for dimension, value in dimensions.items():
-            metric.add_dimension(name=dimension, value=value)
+    # A metric set of its own, flushed now: the shared Metrics object's dimensions hold for all
+    # its metrics. (single_metric would do, but prints even when metrics are disabled.)
+    counter = EphemeralMetrics()
+    for dimension, value in dimensions.items():
+        counter.add_dimension(name=dimension, value=value)
+    counter.add_metric(name=name, unit=MetricUnit.Count, value=1)
+    counter.flush_metrics()
