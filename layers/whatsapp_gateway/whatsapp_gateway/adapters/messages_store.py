@@ -247,7 +247,10 @@ class MessagesStore:
             stored = from_item(old)
             if stored.get("direction") != "outbound" or "request" not in stored:
                 return None
-            # Out of order or a duplicate: the status stays, the history keeps it once.
+            if status.value in stored.get("status_history", {}) and stored.get("twilio_sid"):
+                # A duplicate (or the `queued` the worker recorded): nothing left to write.
+                return _record(stored)
+            # Out of order: the status stays, the history keeps it once.
             answer = self._client.update_item(
                 TableName=self._messages,
                 Key=_key(message_id),
