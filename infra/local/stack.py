@@ -202,7 +202,8 @@ class LocalStack:
                 """One line a request is logged by the stack instead."""
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
+        # Stopping waits for the requests in flight: none is cut off by AWS going away.
+        self._server.daemon_threads = False
         self._spawn(self._server.serve_forever)
 
     def _handle(self, request: BaseHTTPRequestHandler) -> None:
