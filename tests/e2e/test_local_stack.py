@@ -97,6 +97,7 @@ def test_ctrl_c_stops_the_stack_its_aws_and_its_twilio_and_frees_every_port(tmp_
             pytest.fail(f"not stopped {STOP_SECONDS} s after Ctrl-C:\n{output.read_text()}")
         assert code == 0, output.read_text()
         assert output.read_text().rstrip().endswith("Stopped.")
+        assert "Traceback" not in output.read_text()
         # and frees every port
         assert not any(_answers(port) for port in ports.values())
         # and leaves none of its processes (the moto server) behind
