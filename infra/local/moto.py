@@ -77,10 +77,13 @@ class OneDynamoDBCallAtATime:
         self._app = app
         self._lock = threading.Lock()
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
-            return list(self._app(environ, start_response))
+            return self._app(environ, start_response)
         with self._lock:
+            # The whole answer inside the lock: moto may build it lazily.
             return list(self._app(environ, start_response))
 
 
