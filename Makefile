@@ -16,7 +16,7 @@ SAM_VENV := .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed
 SAM := PATH="$(CURDIR)/$(BIN):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
 
-.PHONY: help venv lint validate build deploy test bench local inbound configure-twilio clean
+.PHONY: help venv lint validate build deploy test bench local inbound configure-twilio openapi clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -68,6 +68,9 @@ local: $(STAMP) ## The whole gateway on this machine: http://127.0.0.1:3000 (POR
 
 inbound: $(STAMP) ## A contact writing in: make inbound FROM=+15005550006 BODY="hi"
 	PYTHONPATH=$(IMPORT_ROOTS) $(BIN)/python -m infra.local.inbound --from "$(FROM)" --body "$(BODY)"
+
+openapi: $(STAMP) ## Write the API's OpenAPI document, docs/openapi.json, from its routes
+	PYTHONPATH=$(IMPORT_ROOTS) $(BIN)/python -m infra.openapi
 
 configure-twilio: $(STAMP) ## Point Twilio at the stack: ENV=dev|prod SENDER=XE... (or MESSAGING_SERVICE=MG...)
 	PYTHONPATH=$(IMPORT_ROOTS) $(BIN)/python -m infra.configure_twilio --env "$(ENV)" \

@@ -1,5 +1,7 @@
 """Runs every benchmark and writes bench/results.json (also printed)."""
 
+import base64
+import hashlib
 import json
 import os
 import platform
@@ -11,18 +13,22 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
+
+from bench import local_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.json"
 PRICES = ROOT / "bench" / "prices.json"
 LAYER_PACKAGE = ROOT / "layers" / "whatsapp_gateway" / "whatsapp_gateway"
 RUNS = 10
+# Contacts of the local stack's throughput run (1,000 until 2026-12-02: see docs/decisions.md).
+LOCAL_STACK_MESSAGES = 300
 
 _TIMED_IMPORT = (
     "import time; started = time.perf_counter(); import {module}; "
@@ -515,6 +521,133 @@ def status_callbacks(messages: int = 20) -> dict[str, Any]:
     }
 
 
+FORGED_TARGET_MS = 50
+# A forged request is timed again until this many runs, or until the runs so far took this
+# long: today's quadratic check takes tens of seconds a run, the target tens of milliseconds.
+FORGED_RUNS = 7
+FORGED_BUDGET_SECONDS = 3.0
+MIB = 1024 * 1024
+
+
+def _padded(real: list[tuple[str, str]], filler: int, size: int) -> list[tuple[str, str]]:
+    """``real`` followed by ``filler`` fields of a forger's, padded to ``size`` bytes encoded."""
+    names = [f"f{index:05d}" for index in range(filler)]
+    missing = size - len(urlencode(real + [(name, "") for name in names]))
+    each, extra = divmod(missing, filler)
+    return real + [(name, "x" * (each + (i < extra))) for i, name in enumerate(names)]
+
+
+def _forged_shapes(real: list[tuple[str, str]]) -> dict[str, list[tuple[str, str]]]:
+    """The forms a forger posts: ``real`` (a genuine form; an inbound one's Body padded to
+    1 KB); the most the webhooks check a signature for (MAX_FORM_FIELDS fields, MAX_FORM_BYTES
+    bytes); the issue's 12,000 empty fields (85 KB); 20,000 fields padded to 1 MiB. The real
+    fields come first, so the configured AccountSid is the one found."""
+    from whatsapp_gateway.webhooks import MAX_FORM_BYTES, MAX_FORM_FIELDS  # noqa: PLC0415
+
+    base = len(urlencode(real))
+    return {
+        "normal": [(k, v + "x" * max(0, 1024 - base) if k == "Body" else v) for k, v in real],
+        "at_the_caps": _padded(real, MAX_FORM_FIELDS - len(real), MAX_FORM_BYTES),
+        "fields_12000": real + [(f"f{i}", "") for i in range(12_000)],
+        "fields_20000_1mib": _padded(real, 20_000, MIB),
+    }
+
+
+def _refused(handler: Callable[..., Any], event: dict[str, Any], what: str) -> int:
+    """The status the handler answers a forged request with; raises unless it is a 4xx."""
+    from tests.integration.conftest import LambdaContext  # noqa: PLC0415
+
+    try:
+        response = handler(event, LambdaContext())
+    except Exception as error:
+        raise RuntimeError(f"{what}: the handler raised") from error
+    status = int(response["statusCode"])
+    if not 400 <= status < 500:
+        raise RuntimeError(f"{what}: answered {status}, not a 4xx")
+    return status
+
+
+def forged_webhooks() -> dict[str, Any]:
+    """The handler time to answer a forged webhook (the configured AccountSid, a well-formed
+    but wrong X-Twilio-Signature) of each of ``_forged_shapes``, in-process on moto, for both
+    webhooks: median of up to FORGED_RUNS runs after a warm-up. The answer's status and the
+    AWS calls it made are recorded; the target is met when the 1 MiB request is answered in
+    under FORGED_TARGET_MS. A handler that raises, answers 5xx or accepts a forged request
+    stops the benchmark."""
+    from tests.integration.conftest import inbound_form, webhook_event  # noqa: PLC0415
+
+    signature = base64.b64encode(hashlib.sha1(b"forged").digest()).decode()  # noqa: S324
+    status_form = {
+        "AccountSid": _ENVIRONMENT["TWILIO_ACCOUNT_SID"],
+        "ApiVersion": "2010-04-01",
+        "ChannelPrefix": "whatsapp",
+        "From": _ENVIRONMENT["WHATSAPP_FROM"],
+        "MessageSid": "SM" + "0" * 32,
+        "MessageStatus": "delivered",
+        "SmsSid": "SM" + "0" * 32,
+        "SmsStatus": "delivered",
+        "To": "whatsapp:+15005550006",
+    }
+    webhooks = {
+        "inbound_webhook": ("/webhooks/twilio/inbound", "", list(inbound_form().items())),
+        "status_webhook": (
+            "/webhooks/twilio/status",
+            "message_id=" + "0" * 32,
+            list(status_form.items()),
+        ),
+    }
+    results: dict[str, Any] = {}
+    with _gateway_on_moto() as calls:
+        from inbound_webhook import app as inbound  # noqa: PLC0415
+        from status_webhook import app as status  # noqa: PLC0415
+        from whatsapp_gateway.observability import logger  # noqa: PLC0415
+
+        handlers = {"inbound_webhook": inbound.handler, "status_webhook": status.handler}
+        level = logger.log_level
+        logger.setLevel("ERROR")  # a warning line per rejected request would bury the results
+        try:
+            for name, (path, query, real) in webhooks.items():
+                forms = _forged_shapes(real)
+                events = {
+                    case: webhook_event(form, path=path, query=query, signature=signature)
+                    for case, form in forms.items()
+                }
+                _refused(handlers[name], events["normal"], f"{name}, warm-up")
+                cases: dict[str, Any] = {}
+                for case, form in forms.items():
+                    calls.clear()
+                    samples: list[float] = []
+                    while len(samples) < FORGED_RUNS and sum(samples) < FORGED_BUDGET_SECONDS:
+                        started = time.perf_counter()
+                        status_code = _refused(handlers[name], events[case], f"{name}, {case}")
+                        samples.append(time.perf_counter() - started)
+                    cases[case] = {
+                        "fields": len(form),
+                        "body_bytes": len(urlencode(form)),
+                        "status": status_code,
+                        "median_ms": round(statistics.median(samples) * 1000, 2),
+                        "runs": len(samples),
+                        "aws_calls_per_request": round(sum(calls.values()) / len(samples), 2),
+                    }
+                for case in cases.values():
+                    case["ratio_to_normal"] = round(
+                        case["median_ms"] / cases["normal"]["median_ms"], 2
+                    )
+                results[name] = {
+                    **cases,
+                    "target_ms": FORGED_TARGET_MS,
+                    "target_met": cases["fields_20000_1mib"]["median_ms"] < FORGED_TARGET_MS,
+                }
+        finally:
+            logger.setLevel(level)
+    results["signature"] = "well-formed (base64 of 20 bytes) but wrong"
+    results["statistic"] = (
+        f"median of up to {FORGED_RUNS} runs after a warm-up, fewer once they took "
+        f"{FORGED_BUDGET_SECONDS:g} s"
+    )
+    return results
+
+
 def deployment_sizes() -> dict[str, Any]:
     """The unzipped size of each function with its layer, from `sam build`'s output (built by
     `make build` when absent)."""
@@ -536,12 +669,11 @@ def cost_per_million(send_worker: dict[str, Any], status: dict[str, Any]) -> dic
     """The AWS cost of a million outbound messages at bench/prices.json's list prices, from the
     calls counted by the send worker benchmark (the API's acceptance and the worker's send) and
     the status callbacks benchmark (4 callbacks a message)."""
-    from infra.sam_template import events, functions  # noqa: PLC0415
+    from infra.sam_template import functions, queue_consumers  # noqa: PLC0415
 
     prices = {name: line["usd"] for name, line in json.loads(PRICES.read_text())["prices"].items()}
     memory_gb = {name: fn["MemorySize"] / 1024 for name, fn in functions().items()}
-    [(_, queue_event)] = events("SQS")
-    batch = queue_event["BatchSize"]
+    [batch] = [m["BatchSize"] for f, _, m in queue_consumers() if f == "SendWorkerFunction"]
     accepted = send_worker["per_accepted_message"]["billed"]
     sent = send_worker["per_sent_message"]["billed"]
     callbacks = status["per_message"]["billed"]
@@ -597,147 +729,55 @@ def cost_per_million(send_worker: dict[str, Any], status: dict[str, Any]) -> dic
     }
 
 
-def local_stack(messages: int = 1000, concurrency: int = 8) -> dict[str, Any]:
-    """`make local` over HTTP: start-up to the first healthy answer; then ``messages`` inbound
-    webhooks (one per contact, ``concurrency`` at a time) and as many sends (accepted -> the
-    Twilio stand-in received them), counted so that none is lost or doubled."""
-    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
-
-    from infra.local.defaults import (  # noqa: PLC0415
-        LOCAL_ACCOUNT_SID,
-        LOCAL_AUTH_TOKEN,
-        LOCAL_SENDER,
-    )
-    from infra.local.inbound import inbound_form, post_signed  # noqa: PLC0415
-    from infra.local.moto import free_port  # noqa: PLC0415
-
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    settings = {
-        "TWILIO_ACCOUNT_SID": LOCAL_ACCOUNT_SID,
-        "TWILIO_AUTH_TOKEN": LOCAL_AUTH_TOKEN,
-        "WHATSAPP_FROM": LOCAL_SENDER,
-        "PUBLIC_BASE_URL": url,
-    }
-    # No credentials given: the stack runs its Twilio stand-in with its own defaults.
-    environment = {**os.environ, "PORT": str(port)}
-    environment["PYTHONPATH"] = os.pathsep.join(
-        str(ROOT / part) for part in ("layers/whatsapp_gateway", "functions", ".")
-    )
-    # The earlier benchmarks' settings stay out: the stack uses its own defaults.
-    for name in (*_ENVIRONMENT, "TWILIO_API_URL", "AWS_ENDPOINT_URL", "SEND_QUEUE_URL"):
-        environment.pop(name, None)
-
-    def call(method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(  # noqa: S310  (the local stack)
-            url + path, data=data, method=method, headers={"content-type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=60) as answer:  # noqa: S310
-            return answer.status, json.loads(answer.read())
-
-    started = time.perf_counter()
-    with (ROOT / "bench" / "local-stack.log").open("w") as output:
-        stack = subprocess.Popen(
-            [sys.executable, "-m", "infra.local"],
-            cwd=ROOT,
-            env=environment,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            while True:
-                try:
-                    call("GET", "/_local/health")
-                    break
-                except OSError:
-                    time.sleep(0.05)
-            startup_seconds = time.perf_counter() - started
-            contacts = [f"+1500556{index:04d}" for index in range(messages)]
-
-            retried: Counter[str] = Counter()
-
-            def write_in(contact: str) -> float:
-                form = inbound_form(contact, "hello", settings)
-                began = time.perf_counter()
-                # Twilio retries a webhook that failed (moto answers 500 when overloaded).
-                for _ in range(5):
-                    status, _ = post_signed(
-                        f"{url}/webhooks/twilio/inbound", form, LOCAL_AUTH_TOKEN
-                    )
-                    if status == 200:
-                        return time.perf_counter() - began
-                    retried[str(status)] += 1
-                raise AssertionError(f"inbound webhook kept failing: {status}")
-
-            began = time.perf_counter()
-            with ThreadPoolExecutor(concurrency) as pool:
-                latencies = sorted(pool.map(write_in, contacts))
-            inbound_seconds = time.perf_counter() - began
-
-            def send(contact: str) -> str:
-                status, answer = call("POST", "/v1/messages", {"to": contact, "body": "hi"})
-                assert status == 202, answer
-                return str(answer["id"])
-
-            began = time.perf_counter()
-            with ThreadPoolExecutor(concurrency) as pool:
-                accepted = list(pool.map(send, contacts))
-            deadline = time.monotonic() + 600
-            while True:
-                _, exchanges = call("GET", "/_local/twilio/exchanges")
-                created = [
-                    e["form"]["To"][0]
-                    for e in exchanges["exchanges"]
-                    if e["method"] == "POST" and e["status"] == 201
-                ]
-                if len(created) >= messages or time.monotonic() > deadline:
-                    break
-                time.sleep(0.2)
-            send_seconds = time.perf_counter() - began
-        finally:
-            stack.send_signal(signal.SIGINT)
-            stack.wait(timeout=60)
-    return {
-        "startup_to_first_healthy_ms": round(startup_seconds * 1000, 1),
-        "messages": messages,
-        "client_concurrency": concurrency,
-        "inbound_per_second": round(messages / inbound_seconds, 1),
-        "inbound_retried_as_twilio_would": dict(retried),
-        "inbound_latency_ms": {
-            "p50": round(latencies[len(latencies) // 2] * 1000, 1),
-            "p99": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1),
-        },
-        "sends_per_second": round(len(created) / send_seconds, 1),
-        "sends_accepted": len(set(accepted)),
-        "sends_received_by_twilio": len(created),
-        "sends_lost": messages - len(set(created)),
-        "sends_doubled": len(created) - len(set(created)),
-        "note": "local figures: moto and the stand-in bound them",
-    }
-
-
 def main() -> None:
+    # Stopped from outside: the servers and stacks started so far are stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    began = time.perf_counter()
+    durations: dict[str, float] = {}
+
+    def timed[T](name: str, benchmark: Callable[[], T]) -> T:
+        started = time.perf_counter()
+        try:
+            return benchmark()
+        finally:
+            durations[name] = round(time.perf_counter() - started, 1)
+
     results: dict[str, Any] = {
         "python": platform.python_version(),
         "machine": platform.machine(),
-        "cold_import": cold_imports(),
-        "deployment_size": deployment_sizes(),
-        "inbound_aws_calls": inbound_aws_calls(),
-        "send_worker_batch": send_worker_batch(),
-        "status_callbacks": status_callbacks(),
-        "template_sync": template_sync(),
-        "local_stack": local_stack(),
+        "cold_import": timed("cold_import", cold_imports),
+        "deployment_size": timed("deployment_size", deployment_sizes),
+        "inbound_aws_calls": timed("inbound_aws_calls", inbound_aws_calls),
+        "send_worker_batch": timed("send_worker_batch", send_worker_batch),
+        "status_callbacks": timed("status_callbacks", status_callbacks),
+        "template_sync": timed("template_sync", template_sync),
+        "forged_webhooks": timed("forged_webhooks", forged_webhooks),
+        "local_stack": timed("local_stack", lambda: local_stack.throughput(LOCAL_STACK_MESSAGES)),
+        "local_stack_concurrency": timed("local_stack_concurrency", local_stack.concurrency),
     }
     results["cost_per_million_outbound"] = cost_per_million(
         results["send_worker_batch"], results["status_callbacks"]
     )
+    results["bench_seconds"] = {**durations, "total": round(time.perf_counter() - began, 1)}
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
     cost = results["cost_per_million_outbound"]
     for name, line in cost["breakdown"].items():
         print(f"{name:>52}  ${line['usd_per_million_messages']:6.2f}")
     print(f"{'AWS per million outbound messages':>52}  ${cost['usd_per_million_messages']:6.2f}")
+    forged = results["forged_webhooks"]
+    concurrent = results["local_stack_concurrency"]
+    for name in ("inbound_webhook", "status_webhook"):
+        worst = forged[name]["fields_20000_1mib"]
+        print(
+            f"{'forged 1 MiB ' + name:>52}  {worst['status']} in {worst['median_ms']:.1f} ms: "
+            f"target {FORGED_TARGET_MS} ms {'met' if forged[name]['target_met'] else 'MISSED'}"
+        )
+    print(
+        f"{'local stack under concurrency: 5xx, lost, doubled':>52}  {concurrent['5xx']}, "
+        f"{concurrent['lost']}, {concurrent['doubled']}: target 0, 0, 0 "
+        f"{'met' if concurrent['target_met'] else 'MISSED'}"
+    )
 
 
 if __name__ == "__main__":

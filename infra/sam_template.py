@@ -172,13 +172,26 @@ def functions() -> dict[str, dict[str, Any]]:
 
 
 def events(kind: str) -> list[tuple[str, dict[str, Any]]]:
-    """(function logical id, event properties) for every event of one type (HttpApi, SQS,
+    """(function logical id, event properties) for every SAM event of one type (HttpApi,
     ScheduleV2, ...)."""
     return [
         (name, event.get("Properties", {}))
         for name, properties in functions().items()
         for event in properties.get("Events", {}).values()
         if event["Type"] == kind
+    ]
+
+
+def queue_consumers() -> list[tuple[str, str, dict[str, Any]]]:
+    """(function logical id, queue logical id, mapping properties) for every SQS event source
+    mapping of the template (written out, not SAM's SQS events: see template.yaml)."""
+    return [
+        (
+            resource["Properties"]["FunctionName"]["Ref"],
+            _get_att_resource(resource["Properties"]["EventSourceArn"]),
+            resource["Properties"],
+        )
+        for resource in resources("AWS::Lambda::EventSourceMapping").values()
     ]
 
 

@@ -5,17 +5,24 @@ import os
 
 import pytest
 
+from infra.sam_template import load_template
+
 TEST_ACCOUNT_SID = "AC" + "1" * 32
 TEST_AUTH_TOKEN = "test-auth-token-0000"
 TEST_SENDER = "whatsapp:+14155238886"
 TEST_CONTACT = "whatsapp:+15005550006"
 PUBLIC_BASE_URL = "https://gateway.example.test"
 
-# What the template sets for every function; read by Logger and Metrics when the shared package
-# is first imported, so set when this file is loaded: before the conftest files below it.
+# The Powertools settings the template gives every function (its literal ones); read by Logger,
+# Metrics and the Tracer's decorators when the handlers are first imported, so set when this
+# file is loaded: before the conftest files below it. No X-Ray daemon in tests.
+_GLOBALS = load_template()["Globals"]["Function"]["Environment"]["Variables"]
 _LAMBDA_ENVIRONMENT = {
-    "POWERTOOLS_SERVICE_NAME": "whatsapp-gateway",
-    "POWERTOOLS_METRICS_NAMESPACE": "WhatsAppGateway",
+    **{
+        name: value
+        for name, value in _GLOBALS.items()
+        if name.startswith("POWERTOOLS_") and isinstance(value, str)
+    },
     "POWERTOOLS_TRACE_DISABLED": "true",
 }
 

@@ -1,11 +1,12 @@
 """The business's API (/v1/*, IAM-authorized when deployed)."""
 
-import uuid
+from http import HTTPStatus
 from typing import Annotated, Any
 from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
@@ -14,27 +15,60 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyValidationError,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
 
 from whatsapp_gateway.domain.addresses import Address
 from whatsapp_gateway.domain.policy import PolicyCode, PolicyViolationError
-from whatsapp_gateway.errors import ApiError
-from whatsapp_gateway.http import error_response, register_error_handlers
+from whatsapp_gateway.errors import ApiError, ErrorAnswer
+from whatsapp_gateway.http import (
+    error_response,
+    read_json_body,
+    refuse_unless_json,
+    register_error_handlers,
+)
 from whatsapp_gateway.models.messages import Accepted, MessageView, SendMessageRequest
 from whatsapp_gateway.models.templates import SyncStarted, TemplateList, TemplateSummary
 from whatsapp_gateway.models.windows import ContactWindows
 from whatsapp_gateway.observability import logger, metrics, tracer
-from whatsapp_gateway.outbound import accept_message
+from whatsapp_gateway.outbound import (
+    IdempotencyKeyReusedError,
+    accept_message,
+    keyed_message_id,
+    new_message_id,
+)
 from whatsapp_gateway.runtime import runtime
 
-app = APIGatewayHttpResolver(enable_validation=True)
+app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=read_json_body)
 register_error_handlers(app)
+
+
+def _answers(
+    status: int, model: type[BaseModel], errors: dict[int, str]
+) -> dict[int, OpenAPIResponse]:
+    """A route's answers for the OpenAPI document (`make openapi`): its success, and each error
+    status in the contract's shape with the codes it carries."""
+    answers: dict[int, OpenAPIResponse] = {
+        status: {
+            "description": HTTPStatus(status).phrase,
+            "content": {content_types.APPLICATION_JSON: {"model": model}},
+        }
+    }
+    for error, codes in errors.items():
+        answers[error] = {
+            "description": f"{HTTPStatus(error).phrase}: {codes}",
+            "content": {content_types.APPLICATION_JSON: {"model": ErrorAnswer}},
+        }
+    return answers
+
+
+INVALID_REQUEST = "invalid_request, invalid_address, sender_required"
+POLICY_CODES = ", ".join(PolicyCode)
 
 
 @app.exception_handler(IdempotencyValidationError)
 def _key_reused(_: IdempotencyValidationError) -> Response[str]:
-    return error_response(
-        409, "idempotency_key_reused", "this Idempotency-Key was used with another body"
-    )
+    error = IdempotencyKeyReusedError()
+    return error_response(error.status, error.code, error.message)
 
 
 @app.exception_handler(IdempotencyAlreadyInProgressError)
@@ -53,13 +87,27 @@ idempotency = IdempotencyConfig(
 )
 
 
-@app.post("/v1/messages")
+@app.post(
+    "/v1/messages",
+    summary="Send a WhatsApp message: the WhatsApp rules are checked now, then it is queued",
+    responses=_answers(
+        202,
+        Accepted,
+        {
+            400: INVALID_REQUEST,
+            409: "idempotency_key_reused, idempotency_key_in_progress",
+            413: "payload_too_large",
+            415: "unsupported_content_type",
+            422: POLICY_CODES,
+        },
+    ),
+)
 @tracer().capture_method
 def send_message(request: SendMessageRequest) -> Response[str]:
     """Checks the WhatsApp rules now, records the message as accepted and queues it."""
     key = app.current_event.headers.get(IDEMPOTENCY_KEY_HEADER)
     if key is None:
-        accepted = _accept(request)
+        accepted = _accept(request, new_message_id(), keyed=False)
     else:
         accept_once = idempotent_function(
             _accept_payload,
@@ -82,14 +130,15 @@ def send_message(request: SendMessageRequest) -> Response[str]:
 
 def _accept_payload(payload: dict[str, Any]) -> dict[str, Any]:
     request = SendMessageRequest.model_validate(payload["request"])
-    return _accept(request).model_dump(mode="json")
+    return _accept(request, keyed_message_id(payload["key"]), keyed=True).model_dump(mode="json")
 
 
-def _accept(request: SendMessageRequest) -> Accepted:
+def _accept(request: SendMessageRequest, message_id: str, *, keyed: bool) -> Accepted:
     deps = runtime()
     return accept_message(
         request,
-        message_id=uuid.uuid4().hex,
+        message_id=message_id,
+        keyed=keyed,
         accounts=deps.accounts(),
         state=deps.store,
         templates=deps.templates,
@@ -106,7 +155,11 @@ def _caller() -> str:
     return (iam.user_arn if iam else None) or "anonymous"
 
 
-@app.get("/v1/messages/<message_id>")
+@app.get(
+    "/v1/messages/<message_id>",
+    summary="A message by id, with its status history",
+    responses=_answers(200, MessageView, {404: "message_not_found"}),
+)
 @tracer().capture_method
 def get_message(message_id: str) -> MessageView:
     view = runtime().messages.message_view(unquote(message_id))
@@ -115,7 +168,11 @@ def get_message(message_id: str) -> MessageView:
     return view
 
 
-@app.get("/v1/templates")
+@app.get(
+    "/v1/templates",
+    summary="The synced templates",
+    responses=_answers(200, TemplateList, {400: "invalid_request"}),
+)
 @tracer().capture_method
 def list_templates(
     status: str | None = None,
@@ -138,7 +195,11 @@ def list_templates(
     return TemplateList(templates=sorted(summaries, key=lambda t: (t.name, t.language, t.sid)))
 
 
-@app.post("/v1/templates/sync")
+@app.post(
+    "/v1/templates/sync",
+    summary="Start a template sync now",
+    responses=_answers(202, SyncStarted, {}),
+)
 @tracer().capture_method
 def sync_templates_now() -> Response[str]:
     """Starts a template sync now (the schedule runs one every few minutes anyway)."""
@@ -150,7 +211,11 @@ def sync_templates_now() -> Response[str]:
     )
 
 
-@app.get("/v1/contacts/<contact>/windows")
+@app.get(
+    "/v1/contacts/<contact>/windows",
+    summary="The WhatsApp windows of a contact with a sender, as they stand now",
+    responses=_answers(200, ContactWindows, {400: INVALID_REQUEST, 422: PolicyCode.UNKNOWN_SENDER}),
+)
 @tracer().capture_method
 def contact_windows(
     contact: str, sender: Annotated[str | None, Query(alias="from")] = None
@@ -163,7 +228,9 @@ def contact_windows(
     if sender_address is None:
         raise ApiError(400, "sender_required", "several senders are configured: pass ?from=")
     if accounts.account_of(sender_address) is None:
-        raise PolicyViolationError(PolicyCode.UNKNOWN_SENDER, f"{sender_address} is not a sender")
+        raise PolicyViolationError(
+            PolicyCode.UNKNOWN_SENDER, f"{sender_address.masked} is not a sender"
+        )
     state = deps.store.contact_state(sender_address, contact_address)
     return ContactWindows.at(sender_address, contact_address, state, deps.clock.now())
 
@@ -175,4 +242,4 @@ def contact_windows(
 @metrics.log_metrics
 def handler(event: dict[str, object], context: LambdaContext) -> dict[str, object]:
     idempotency.register_lambda_context(context)
-    return app.resolve(event, context)
+    return refuse_unless_json(event) or app.resolve(event, context)

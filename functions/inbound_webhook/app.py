@@ -41,4 +41,5 @@ def handler(event: APIGatewayProxyEventV2, context: LambdaContext) -> dict[str, 
             value=1,
         )
 
-    return answer_twilio(event, deps, InboundMessage, receive)
+    # The message's To is the business's sender: it must be the signing account's.
+    return answer_twilio(event, deps, InboundMessage, receive, sender_of=lambda m: m.to)

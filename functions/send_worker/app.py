@@ -7,10 +7,16 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from whatsapp_gateway.adapters.sqs import MESSAGE_ID_ATTRIBUTE
-from whatsapp_gateway.batch import process_fifo_groups_concurrently
+from whatsapp_gateway.batch import failure_fields, process_fifo_groups_concurrently
 from whatsapp_gateway.observability import logger, metrics, tracer
 from whatsapp_gateway.runtime import runtime
-from whatsapp_gateway.sending import RetryLaterError, SendOutcome, give_up, send_queued_message
+from whatsapp_gateway.sending import (
+    RetryLaterError,
+    SendOutcome,
+    UnexpectedSendError,
+    give_up_if_exhausted,
+    send_queued_message,
+)
 
 
 def send_record(record: SQSRecord) -> SendOutcome:
@@ -19,14 +25,14 @@ def send_record(record: SQSRecord) -> SendOutcome:
     attribute = record.message_attributes[MESSAGE_ID_ATTRIBUTE]
     # Enqueued by the API: the id it answered; enqueued directly: the SQS message id.
     message_id = (attribute.string_value if attribute else None) or record.message_id
-    attempt = int(record.attributes.approximate_receive_count)
     # Records of different contacts are handled on threads of their own.
-    logger.thread_safe_append_keys(message_id=message_id, attempt=attempt)
+    logger.thread_safe_append_keys(
+        message_id=message_id, receive_count=int(record.attributes.approximate_receive_count)
+    )
     try:
         outcome = send_queued_message(
             record.body,
             message_id=message_id,
-            receive_count=attempt,
             max_attempts=settings.max_send_attempts,
             accounts=deps.accounts(),
             state=deps.store,
@@ -43,17 +49,23 @@ def send_record(record: SQSRecord) -> SendOutcome:
         metrics.add_metric(name="SendsDeferred", unit=MetricUnit.Count, value=1)
         deps.queue.retry_later(record.receipt_handle, retry.delay_seconds)
         raise
-    except Exception:
-        if attempt >= settings.max_send_attempts:
-            # The last delivery before the dead-letter queue: the message ends failed.
-            give_up(
-                message_id,
-                store=deps.messages,
-                conversations=deps.store,
-                events=deps.events,
-                now=deps.clock.now(),
-            )
+    except Exception as error:
+        # Counted attempts; None when it failed before the message could even be counted.
+        attempts = error.attempts if isinstance(error, UnexpectedSendError) else None
+        logger.error("send failed", extra={"attempts": attempts, **failure_fields(error)})
+        metrics.add_metric(name="SendErrors", unit=MetricUnit.Count, value=1)
+        if isinstance(error, UnexpectedSendError) and give_up_if_exhausted(
+            error,
+            message_id,
+            max_attempts=settings.max_send_attempts,
+            store=deps.messages,
+            conversations=deps.store,
+            events=deps.events,
+            now=deps.clock.now(),
+        ):
+            # Ended failed: consumed, so that the contact's later messages go out.
             metrics.add_metric(name="Sends_exhausted", unit=MetricUnit.Count, value=1)
+            return SendOutcome.EXHAUSTED
         raise
     logger.info("message handled", extra={"outcome": outcome.value})
     metrics.add_metric(name=f"Sends_{outcome.value}", unit=MetricUnit.Count, value=1)

@@ -10,8 +10,18 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from whatsapp_gateway.models.messages import StatusCallback
 from whatsapp_gateway.observability import logger, metrics
 from whatsapp_gateway.runtime import runtime
-from whatsapp_gateway.status_changes import receive_status_callback
+from whatsapp_gateway.status_changes import Ignored, receive_status_callback
 from whatsapp_gateway.webhooks import answer_twilio
+
+# What an ignored callback logs, and the metric that counts it.
+_IGNORED = {
+    Ignored.UNTRACKED_STATUS: (
+        "status callback with a status the gateway does not track",
+        "StatusCallbacksUntracked",
+    ),
+    Ignored.UNKNOWN_MESSAGE: ("status callback for an unknown message", "StatusCallbacksUnknown"),
+    Ignored.NOT_ITS_MESSAGE: ("status callback not of its message", "StatusCallbacksMismatched"),
+}
 
 
 @logger.inject_lambda_context(
@@ -25,7 +35,7 @@ def handler(event: APIGatewayProxyEventV2, context: LambdaContext) -> dict[str, 
     def receive(callback: StatusCallback) -> None:
         logger.set_correlation_id(callback.message_sid)
         message_id = (event.query_string_parameters or {}).get("message_id")
-        record = receive_status_callback(
+        result = receive_status_callback(
             callback,
             message_id=message_id,
             store=deps.messages,
@@ -33,12 +43,17 @@ def handler(event: APIGatewayProxyEventV2, context: LambdaContext) -> dict[str, 
             events=deps.events,
             now=deps.clock.now(),
         )
-        if record is None:
+        if isinstance(result, Ignored):
             # Acknowledged all the same: Twilio would retry an error for ever.
-            logger.warning("status callback for an unknown message", extra={"id": message_id})
-            metrics.add_metric(name="StatusCallbacksUnknown", unit=MetricUnit.Count, value=1)
+            message, metric = _IGNORED[result]
+            log = logger.info if result is Ignored.UNTRACKED_STATUS else logger.warning
+            log(
+                message,
+                extra={"id": message_id, "status": callback.twilio_status, "reason": result},
+            )
+            metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
             return
-        logger.info("status callback", extra={"status": callback.status.value})
+        logger.info("status callback", extra={"status": callback.twilio_status})
         metrics.add_metric(name="StatusCallbacks", unit=MetricUnit.Count, value=1)
 
     return answer_twilio(event, deps, StatusCallback, receive)

@@ -1,9 +1,14 @@
 """The local stack: template.yaml's functions behind an HTTP server as API Gateway (HTTP API,
 payload 2.0) would call them, its queues polled as Lambda's event sources would, its schedules
 run at their rate, AWS on a moto server and Twilio by the stand-in (unless TWILIO_API_URL points
-elsewhere). Everything listens on 127.0.0.1."""
+elsewhere). Everything listens on 127.0.0.1.
+
+Each function runs one invocation at a time, as in one Lambda execution environment: its module
+state (Powertools' resolver among it) is never shared by two requests. With an API key, every
+route but the public ones (the webhooks) asks for it, as IAM does deployed."""
 
 import base64
+import hmac
 import importlib
 import json
 import logging
@@ -21,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 import boto3
+from pydantic import BaseModel, Field, ValidationError
 
 from infra import sam_template
 from infra.local.twilio_standin import TwilioStandIn, default_templates
@@ -30,6 +36,11 @@ if TYPE_CHECKING:
 
 LOCAL_ONLY = "/_local/"
 INTERNAL_ERROR = b'{"message":"Internal Server Error"}'
+# API Gateway's answers to a request it does not pass on (HTTP API: 10 MB at most).
+BAD_REQUEST = b'{"message":"Bad Request"}'
+TOO_LARGE = b'{"message":"Request Entity Too Large"}'
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
+API_KEY_SCHEME = "Bearer "
 log = logging.getLogger("local")
 
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -57,18 +68,43 @@ class Route:
     template_path: str
     pattern: re.Pattern[str]
     function: str
+    # No authorizer (Twilio's webhooks): no API key asked either.
+    public: bool
+
+
+class ClockAdvance(BaseModel):
+    # Forward only, and by at most ten years: a date past 9999 would overflow.
+    seconds: float = Field(ge=0, le=10 * 365 * 86400, allow_inf_nan=False)
+
+
+class TwilioFailure(BaseModel):
+    to: str
+    error_code: int
+
+
+class ScheduleRun(BaseModel):
+    function: str = "TemplateSyncFunction"
 
 
 class LocalStack:
     def __init__(
-        self, *, port: int, twilio_port: int, environment: dict[str, str], stand_in: bool = True
+        self,
+        *,
+        port: int,
+        twilio_port: int,
+        environment: dict[str, str],
+        stand_in: bool = True,
+        api_key: str | None = None,
     ) -> None:
         self.port = port
         self.twilio_port = twilio_port
         self.base_url = f"http://127.0.0.1:{port}"
         self._environment = environment
         self._use_stand_in = stand_in
+        self._api_key = api_key
         self._handlers: dict[str, Handler] = {}
+        # One execution environment a function: a lock, as a reserved concurrency of 1.
+        self._environments = {function: threading.Lock() for function in sam_template.functions()}
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._server: ThreadingHTTPServer | None = None
@@ -112,26 +148,24 @@ class LocalStack:
         # POST /v1/templates/sync invokes the sync function: locally, in a thread of this
         # process (Lambda's asynchronous invocation).
         deps.__dict__["template_sync"] = _InProcessTrigger(self, "TemplateSyncFunction")
-        self.routes = self._routes()
-        self._serve()
-        for function, properties in sam_template.events("SQS"):
-            queue = properties["Queue"]["Fn::GetAtt"]
-            queue_id = queue.split(".")[0] if isinstance(queue, str) else queue[0]
-            batch_size = int(properties.get("BatchSize", 10))
-            self._spawn(self._poll, function, names[queue_id], batch_size)
+        self.serve()
+        for function, queue, mapping in sam_template.queue_consumers():
+            self._spawn(self._poll, function, names[queue], int(mapping.get("BatchSize", 10)))
         for function, properties in sam_template.events("ScheduleV2"):
             seconds = _rate_seconds(resolve(properties["ScheduleExpression"]))
             self._spawn(self._schedule, function, seconds)
 
     def stop(self) -> None:
+        """No new work; the invocations in flight (a request, a batch, a scheduled sync) end
+        before Twilio's stand-in stops: none fails for a service stopped under it."""
         self._stopping.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
-        if self.stand_in is not None:
-            self.stand_in.stop()
         for thread in self._threads:
             thread.join(timeout=25)
+        if self.stand_in is not None:
+            self.stand_in.stop()
 
     # ------------------------------------------------------------------ AWS resources
 
@@ -166,7 +200,10 @@ class LocalStack:
         return self._handlers[function]
 
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
-        return self.handler(function)(event, LocalContext(function_name=function))
+        """Runs the function once its environment is free: Lambda never hands an environment a
+        second invocation before the first returns (the worker's own threads run inside one)."""
+        with self._environments[function]:
+            return self.handler(function)(event, LocalContext(function_name=function))
 
     # ------------------------------------------------------------------ HTTP API
 
@@ -177,10 +214,13 @@ class LocalStack:
             pattern = re.compile(
                 "^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(path)) + "$"
             )
-            routes.append(Route(properties["Method"].upper(), path, pattern, function))
+            public = properties.get("Auth", {}).get("Authorizer") == "NONE"
+            routes.append(Route(properties["Method"].upper(), path, pattern, function, public))
         return routes
 
-    def _serve(self) -> None:
+    def serve(self) -> None:
+        """The template's HTTP routes at ``base_url``, in a thread, until ``stop()``."""
+        self.routes = self._routes()
         stack = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -198,10 +238,20 @@ class LocalStack:
             def do_DELETE(self) -> None:
                 stack._handle(self)
 
+            # Methods no route has: answered as an HTTP API answers them (404), not 501.
+            def do_PATCH(self) -> None:
+                stack._handle(self)
+
+            def do_OPTIONS(self) -> None:
+                stack._handle(self)
+
+            def do_HEAD(self) -> None:
+                stack._handle(self)
+
             def log_message(self, format: str, *args: Any) -> None:
                 """One line a request is logged by the stack instead."""
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server = _Server(("127.0.0.1", self.port), Handler)
         # Stopping waits for the requests in flight: none is cut off by AWS going away.
         self._server.daemon_threads = False
         self._spawn(self._server.serve_forever)
@@ -209,18 +259,22 @@ class LocalStack:
     def _handle(self, request: BaseHTTPRequestHandler) -> None:
         started = time.perf_counter()
         parts = urlsplit(request.path)
-        length = int(request.headers.get("Content-Length") or 0)
-        body = request.rfile.read(length) if length else b""
-        if parts.path.startswith(LOCAL_ONLY):
-            status, headers, answer = self._local_route(request.command, parts.path, body)
+        length = _content_length(request)
+        if length is None or length > MAX_PAYLOAD_BYTES:
+            # Refused unread: the connection cannot carry another request.
+            request.close_connection = True
+            status, answer = (400, BAD_REQUEST) if length is None else (413, TOO_LARGE)
+            headers = {"Content-Type": "application/json", "Connection": "close"}
         else:
-            status, headers, answer = self._api_route(request, parts.path, parts.query, body)
+            body = request.rfile.read(length) if length else b""
+            status, headers, answer = self._route(request, parts.path, parts.query, body)
         request.send_response(status)
         for name, value in headers.items():
             request.send_header(name, value)
         request.send_header("Content-Length", str(len(answer)))
         request.end_headers()
-        request.wfile.write(answer)
+        if request.command != "HEAD":
+            request.wfile.write(answer)
         log.info(
             "%s %s %d %.0fms",
             request.command,
@@ -229,43 +283,86 @@ class LocalStack:
             (time.perf_counter() - started) * 1000,
         )
 
-    def _api_route(
+    def _route(
         self, request: BaseHTTPRequestHandler, path: str, query: str, body: bytes
     ) -> tuple[int, dict[str, str], bytes]:
+        route, matched = self._match(request.command, path)
+        if not (route and route.public) and not self._authorized(request):
+            return _error(
+                401,
+                "unauthorized",
+                "send the local stack's API key (printed at start-up) as "
+                "'Authorization: Bearer <key>'",
+            )
+        if path.startswith(LOCAL_ONLY):
+            return self._local_route(request.command, path, body)
+        if route is None or matched is None:
+            return 404, {"Content-Type": "application/json"}, b'{"message":"Not Found"}'
+        event = _http_api_event(request, route, path, query, body, matched.groupdict())
+        try:
+            return _http_answer(self.invoke(route.function, event))
+        except Exception:
+            # What API Gateway answers when a function fails: Twilio then retries.
+            log.exception("%s failed", route.function)
+            return 500, {"Content-Type": "application/json"}, INTERNAL_ERROR
+
+    def _match(self, method: str, path: str) -> tuple[Route | None, re.Match[str] | None]:
         for route in self.routes:
             matched = route.pattern.match(path)
-            if matched and route.method == request.command:
-                event = _http_api_event(request, route, path, query, body, matched.groupdict())
-                try:
-                    answer = self.invoke(route.function, event)
-                except Exception:
-                    # What API Gateway answers when a function fails: Twilio then retries.
-                    log.exception("%s failed", route.function)
-                    return 500, {"Content-Type": "application/json"}, INTERNAL_ERROR
-                return _http_answer(answer)
-        return 404, {"Content-Type": "application/json"}, b'{"message":"Not Found"}'
+            if matched and route.method == method:
+                return route, matched
+        return None, None
+
+    def _authorized(self, request: BaseHTTPRequestHandler) -> bool:
+        """No key set (the stand-in), or the request carries it."""
+        if self._api_key is None:
+            return True
+        given = request.headers.get("Authorization", "")
+        return given.startswith(API_KEY_SCHEME) and hmac.compare_digest(
+            given.removeprefix(API_KEY_SCHEME).encode(), self._api_key.encode()
+        )
 
     def _local_route(
         self, method: str, path: str, body: bytes
     ) -> tuple[int, dict[str, str], bytes]:
-        """Local only: health, the clock, and the Twilio stand-in's controls."""
-        payload = json.loads(body or b"{}")
+        """Local only: health, the clock, the schedules, and the Twilio stand-in's controls."""
         deps = self._runtime
         assert deps is not None, "routes are served once started"
-        if (method, path) == ("GET", "/_local/health"):
-            answer: Any = {"status": "ok", "now": deps.clock.now().isoformat()}
-        elif (method, path) == ("POST", "/_local/clock/advance"):
-            answer = {"now": deps.clock.advance(float(payload["seconds"])).isoformat()}
-        elif (method, path) == ("POST", "/_local/twilio/fail") and self.stand_in:
-            self.stand_in.fail_next(str(payload["to"]), int(payload["error_code"]))
-            answer = {"to": payload["to"], "error_code": int(payload["error_code"])}
-        elif (method, path) == ("GET", "/_local/twilio/exchanges") and self.stand_in:
-            answer = {"exchanges": [e.as_json() for e in self.stand_in.exchanges]}
-        elif (method, path) == ("POST", "/_local/schedules/run"):
-            function = str(payload.get("function", "TemplateSyncFunction"))
-            answer = {"function": function, "result": self.invoke(function, _schedule_event())}
-        else:
-            return 404, {"Content-Type": "application/json"}, b'{"message":"Not Found"}'
+        answer: Any
+        try:
+            if (method, path) == ("GET", "/_local/health"):
+                answer = {"status": "ok", "now": deps.clock.now().isoformat()}
+            elif (method, path) == ("POST", "/_local/clock/advance"):
+                advance = ClockAdvance.model_validate_json(body or b"{}")
+                answer = {"now": deps.clock.advance(advance.seconds).isoformat()}
+            elif (method, path) == ("POST", "/_local/twilio/fail") and self.stand_in:
+                failure = TwilioFailure.model_validate_json(body or b"{}")
+                self.stand_in.fail_next(failure.to, failure.error_code)
+                answer = failure.model_dump()
+            elif (method, path) == ("GET", "/_local/twilio/exchanges") and self.stand_in:
+                answer = {"exchanges": [e.as_json() for e in self.stand_in.exchanges]}
+            elif (method, path) == ("POST", "/_local/schedules/run"):
+                return self._run_schedule(ScheduleRun.model_validate_json(body or b"{}"))
+            else:
+                return 404, {"Content-Type": "application/json"}, b'{"message":"Not Found"}'
+        except ValidationError as error:
+            from whatsapp_gateway.errors import describe  # noqa: PLC0415  (once started)
+
+            return _error(400, "invalid_request", describe(error))
+        return 200, {"Content-Type": "application/json"}, json.dumps(answer).encode()
+
+    def _run_schedule(self, run: ScheduleRun) -> tuple[int, dict[str, str], bytes]:
+        scheduled = {function for function, _ in sam_template.events("ScheduleV2")}
+        if run.function not in scheduled:
+            return _error(
+                400, "invalid_request", f"function: one of {', '.join(sorted(scheduled))}"
+            )
+        try:
+            result = self.invoke(run.function, _schedule_event())
+        except Exception:
+            log.exception("%s failed", run.function)
+            return 500, {"Content-Type": "application/json"}, INTERNAL_ERROR
+        answer = {"function": run.function, "result": result}
         return 200, {"Content-Type": "application/json"}, json.dumps(answer).encode()
 
     # ------------------------------------------------------------------ event sources
@@ -321,6 +418,12 @@ class LocalStack:
         self._threads.append(thread)
 
 
+class _Server(ThreadingHTTPServer):
+    # API Gateway takes every connection of a burst; the default backlog of 5 reset some of
+    # 48 requests sent at once.
+    request_queue_size = 128
+
+
 class _InProcessTrigger:
     """Lambda's asynchronous invocation of a function, locally: a thread."""
 
@@ -349,8 +452,9 @@ def _http_api_event(  # noqa: PLR0917  (the request's parts, as the server split
     """The API Gateway HTTP API (payload 2.0) event AWS would build for this request."""
     headers = {name.lower(): value for name, value in request.headers.items()}
     content_type = headers.get("content-type", "")
-    # AWS base64-encodes every body that is not JSON or text (forms included).
-    as_text = content_type.startswith(("application/json", "text/"))
+    # AWS base64-encodes every body that is not JSON or text (forms included), and here any
+    # that is not UTF-8 (the function gets its bytes, not a failure of the stack).
+    as_text = content_type.startswith(("application/json", "text/")) and _is_utf8(body)
     now = datetime.now(UTC)
     event: dict[str, Any] = {
         "version": "2.0",
@@ -385,6 +489,30 @@ def _http_api_event(  # noqa: PLR0917  (the request's parts, as the server split
     if body:
         event["body"] = body.decode() if as_text else base64.b64encode(body).decode()
     return event
+
+
+def _is_utf8(body: bytes) -> bool:
+    try:
+        body.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _content_length(request: BaseHTTPRequestHandler) -> int | None:
+    """The body's length; None when the header is not a length."""
+    declared = request.headers.get("Content-Length") or "0"
+    return int(declared) if declared.isascii() and declared.isdigit() else None
+
+
+def _error(status: int, code: str, message: str) -> tuple[int, dict[str, str], bytes]:
+    """An answer of the stack itself, in the contract's error shape."""
+    from whatsapp_gateway.errors import error_body  # noqa: PLC0415  (once started)
+
+    headers = {"Content-Type": "application/json"}
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return status, headers, error_body(code, message).encode()
 
 
 def _http_answer(answer: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:

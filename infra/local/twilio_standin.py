@@ -15,8 +15,8 @@ import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import format_datetime
+from datetime import UTC, date, datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -228,24 +228,41 @@ class TwilioStandIn:
         return 201, message
 
     def _list_messages(self, query: dict[str, list[str]]) -> dict[str, Any]:
-        wanted = {key: query[key][0] for key in ("To", "From") if key in query}
+        """The account's messages newest first, filtered as Twilio filters them: by To, From
+        and DateSent (a message not sent yet has no date_sent, and no DateSent filter matches
+        it), PageSize at a time."""
+        first = {name: values[0] for name, values in query.items()}
+        wanted = {key: first[key] for key in ("To", "From") if key in first}
         with self._lock:
-            listed = [
+            matching = [
                 message
-                for message in self.messages.values()
+                for message in reversed(self.messages.values())  # newest first, as Twilio
                 if all(message[key.lower()] == value for key, value in wanted.items())
+                and matches_date_sent(message, first)
             ]
-        path = MESSAGES_PATH.format(account=self.account_sid)
+        size = int(first.get("PageSize", "50"))
+        page = int(first.get("Page", "0"))
+        start = page * size
+        listed = matching[start : start + size]
+        filters = {key: first[key] for key in first if key.startswith(("To", "From", "DateSent"))}
+
+        def page_uri(number: int, token: bool = False) -> str:
+            paging = {"PageSize": size, "Page": number} | (
+                {"PageToken": f"PA{number}"} if token else {}
+            )
+            return f"{MESSAGES_PATH.format(account=self.account_sid)}?{urlencode(filters | paging)}"
+
+        more = len(matching) > start + size
         return {
-            "messages": listed[::-1],  # newest first, as Twilio lists them
-            "end": len(listed) - 1 if listed else 0,
-            "first_page_uri": f"{path}?PageSize=50&Page=0",
-            "next_page_uri": None,
-            "page": 0,
-            "page_size": 50,
-            "previous_page_uri": None,
-            "start": 0,
-            "uri": f"{path}?PageSize=50&Page=0",
+            "messages": listed,
+            "end": start + len(listed) - 1 if listed else start,
+            "first_page_uri": page_uri(0),
+            "next_page_uri": page_uri(page + 1, token=True) if more else None,
+            "page": page,
+            "page_size": size,
+            "previous_page_uri": page_uri(page - 1) if page else None,
+            "start": start,
+            "uri": page_uri(page),
         }
 
     def _content_page(self, query: dict[str, list[str]]) -> dict[str, Any]:
@@ -313,6 +330,9 @@ class TwilioStandIn:
             with self._lock:
                 message = self.messages[sid]
                 message["status"] = status
+                if status == "sent":
+                    # Twilio dates a message sent only once it is: null while it queues.
+                    message["date_sent"] = format_datetime(self.clock.now())
             params = {
                 "AccountSid": self.account_sid,
                 "ApiVersion": "2010-04-01",
@@ -445,6 +465,36 @@ def messaging_service(
         "us_app_to_person_registered": False,
         "use_inbound_webhook_on_number": True,
     } | fields
+
+
+def matches_date_sent(message: dict[str, Any], query: dict[str, str]) -> bool:
+    """Twilio's DateSent filters of a Messages list: ``DateSent`` a day (or a time),
+    ``DateSent>`` on or after, ``DateSent<`` on or before. A message not sent yet has no
+    date_sent and matches none of them."""
+    bounds = {name: query[name] for name in ("DateSent", "DateSent>", "DateSent<") if name in query}
+    if not bounds:
+        return True
+    if message["date_sent"] is None:
+        return False
+    sent_at = parsedate_to_datetime(message["date_sent"])
+    for name, value in bounds.items():
+        if len(value) == len("YYYY-MM-DD"):  # the whole day, GMT
+            day = date.fromisoformat(value)
+            within = {
+                "DateSent": sent_at.date() == day,
+                "DateSent>": sent_at.date() >= day,
+                "DateSent<": sent_at.date() <= day,
+            }
+        else:
+            moment = datetime.fromisoformat(value)
+            within = {
+                "DateSent": sent_at == moment,
+                "DateSent>": sent_at >= moment,
+                "DateSent<": sent_at <= moment,
+            }
+        if not within[name]:
+            return False
+    return True
 
 
 def _iso(moment: datetime) -> str:

@@ -10,6 +10,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,8 @@ STACK_SETTINGS = frozenset(
         "AWS_PROFILE",
     }
 )
+# What `make local` prints once it serves.
+READY = "WhatsApp gateway ready"
 
 
 @dataclass
@@ -95,43 +98,40 @@ def _decoded(raw: bytes) -> Any:
         return raw.decode()
 
 
-@pytest.fixture(scope="session")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+@contextmanager
+def running_stack(output: Path, **settings: str) -> Iterator[Gateway]:
+    """`make local` in a subprocess on free ports, its output in ``output``, on its own defaults
+    but for ``settings``; stopped with Ctrl-C at the end."""
     port = free_port()
     environment = {
-        **os.environ,
+        **{name: value for name, value in os.environ.items() if name not in STACK_SETTINGS},
         "PORT": str(port),
         "TWILIO_PORT": str(free_port()),
         "MOTO_PORT": str(free_port()),
         "PYTHONPATH": os.pathsep.join(
             str(ROOT / part) for part in ("layers/whatsapp_gateway", "functions", ".")
         ),
+        **settings,
     }
-    for name in STACK_SETTINGS:
-        environment.pop(name, None)
     # A file, not a pipe: a pipe nobody reads blocks the stack once it is full.
-    output = tmp_path_factory.mktemp("local") / "make-local.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "infra.local"],
-        cwd=ROOT,
-        env=environment,
-        stdout=output.open("w"),
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    with output.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "infra.local"],
+            cwd=ROOT,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     stack = Gateway(url=f"http://127.0.0.1:{port}", process=process)
     try:
         deadline = time.monotonic() + 60
-        while True:
+        # Printed once it serves (and has printed what it prints at start-up).
+        while READY not in output.read_text():
             if process.poll() is not None:
                 pytest.fail(f"make local exited early:\n{output.read_text()}")
-            try:
-                if stack.request("GET", "/_local/health")[0] == 200:
-                    break
-            except OSError:
-                pass
             if time.monotonic() > deadline:
-                pytest.fail("the local stack did not answer within 60 s")
+                pytest.fail("the local stack was not ready within 60 s")
             time.sleep(0.2)
         yield stack
     finally:
@@ -141,3 +141,9 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    with running_stack(tmp_path_factory.mktemp("local") / "make-local.log") as stack:
+        yield stack

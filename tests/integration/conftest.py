@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import os
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
@@ -237,7 +238,7 @@ def fake_twilio(gateway: Runtime) -> "Iterator[FakeTwilio]":
     from whatsapp_gateway.adapters.twilio_rest import TwilioRest  # noqa: PLC0415
     from whatsapp_gateway.config import TwilioSettings  # noqa: PLC0415
 
-    fake = FakeTwilio()
+    fake = FakeTwilio(now=gateway.clock.now)
     gateway.__dict__["twilio"] = TwilioRest(TwilioSettings.from_environ(), transport=fake)
     yield fake
     if (spec := load_spec()) is not None:
@@ -250,10 +251,12 @@ class SendQueueDriver:
     queue (moto keeps a group's later messages back while one is in flight), hands it to the
     handler as Lambda would, and deletes what the handler did not report failed."""
 
-    def __init__(self, handler: Any, context: Any, clock: Clock | None = None) -> None:
+    def __init__(
+        self, handler: Any, context: Any, clock: Clock | None = None, queue_url: str | None = None
+    ) -> None:
         self._clock = clock
         self._sqs = boto3.client("sqs")
-        self._url = os.environ["SEND_QUEUE_URL"]
+        self._url = queue_url or os.environ["SEND_QUEUE_URL"]
         self._handler = handler
         self._context = context
         self._handles: list[str] = []
@@ -303,11 +306,20 @@ class SendQueueDriver:
             attributes["ApproximateNumberOfMessagesNotVisible"]
         )
 
-    def enqueue_directly(self, body: str, group: str = "+14155238886/+15005550006") -> str:
-        """What another AWS service does: the API's JSON, no gateway id."""
-        return self._sqs.send_message(QueueUrl=self._url, MessageBody=body, MessageGroupId=group)[
-            "MessageId"
-        ]
+    def enqueue_directly(
+        self,
+        body: str,
+        group: str = "+14155238886/+15005550006",
+        deduplication_id: str | None = None,
+    ) -> str:
+        """What another AWS service does: the API's JSON, no gateway id, a deduplication id of
+        its own (a new one unless given)."""
+        return self._sqs.send_message(
+            QueueUrl=self._url,
+            MessageBody=body,
+            MessageGroupId=group,
+            MessageDeduplicationId=deduplication_id or uuid.uuid4().hex,
+        )["MessageId"]
 
     def _record(self, message: Any) -> dict[str, Any]:
         return {

@@ -276,6 +276,34 @@ def test_a_contact_without_a_phone_number_is_a_valid_contact(
         pytest.param(inbound_form(To="+14155238886"), "To", id="to-without-prefix"),
         pytest.param(inbound_form(From="whatsapp:12345"), "From", id="from-not-e164"),
         pytest.param(inbound_form(NumMedia="many"), "NumMedia", id="num-media-not-a-number"),
+        pytest.param(inbound_form(NumMedia="11"), "NumMedia", id="num-media-over-ten"),
+        pytest.param(inbound_form(NumMedia="3000000"), "NumMedia", id="num-media-millions"),
+        pytest.param(
+            inbound_form(Latitude="nan", Longitude="-122.39"), "latitude", id="latitude-nan"
+        ),
+        pytest.param(
+            inbound_form(Latitude="inf", Longitude="-122.39"), "latitude", id="latitude-inf"
+        ),
+        pytest.param(
+            inbound_form(Latitude="1e200", Longitude="-122.39"), "latitude", id="latitude-1e200"
+        ),
+        pytest.param(
+            inbound_form(Latitude="37.78", Longitude="nan"), "longitude", id="longitude-nan"
+        ),
+        pytest.param(
+            inbound_form(Latitude="37.78", Longitude="-inf"), "longitude", id="longitude-inf"
+        ),
+        pytest.param(
+            inbound_form(Latitude="37.78", Longitude="180.5"), "longitude", id="longitude-181"
+        ),
+        pytest.param(
+            # +15005550006 in Arabic-Indic digits but the first: int() reads the same number
+            inbound_form(
+                From="whatsapp:+1\u0665\u0660\u0660\u0665\u0665\u0665\u0660\u0660\u0660\u0666"
+            ),
+            "From",
+            id="from-arabic-indic-digits",
+        ),
     ],
 )
 def test_an_invalid_message_gets_a_400_naming_the_field_and_changes_nothing(
@@ -302,6 +330,55 @@ def test_a_body_that_is_not_a_form_gets_a_400(gateway: Runtime, lambda_context):
     assert response["statusCode"] == 400
     assert json.loads(response["body"])["error"]["code"] == "unsupported_content_type"
     assert stored_messages() == []
+
+
+@pytest.mark.parametrize("base64_body", [True, False], ids=["base64", "plain"])
+def test_a_forged_megabyte_of_fields_gets_a_413_and_changes_nothing(
+    gateway: Runtime, captured_events: CapturedEvents, lambda_context, base64_body
+):
+    # Given a forged webhook: the configured AccountSid (not a secret), any signature, and
+    # 20,000 fields in 1 MB (checking its signature used to take minutes)
+    fields = [(f"F{i}", "x" * 45) for i in range(20_000)]
+    form = [*inbound_form().items(), *fields]
+    event = webhook_event(form, signature="bm90IGEgc2lnbmF0dXJl", base64_body=base64_body)
+    assert len(event["body"]) > 1_000_000
+
+    # When it is posted
+    response = app.handler(event, lambda_context)
+
+    # Then it is refused on its size, in the contract's error shape, and nothing is stored
+    assert response["statusCode"] == 413
+    assert response["headers"]["Content-Type"] == "application/json"
+    assert json.loads(response["body"])["error"]["code"] == "payload_too_large"
+    assert stored_messages() == []
+    assert stored_windows() == []
+    assert captured_events.drain() == []
+
+
+def test_twenty_thousand_fields_within_the_size_limit_get_a_400(
+    gateway: Runtime, captured_events: CapturedEvents, lambda_context
+):
+    form = [*inbound_form().items(), *[("a", "")] * 20_000]
+
+    response = app.handler(webhook_event(form, signature="bm90IGEgc2lnbmF0dXJl"), lambda_context)
+
+    assert response["statusCode"] == 400
+    assert json.loads(response["body"])["error"]["code"] == "too_many_fields"
+    assert stored_messages() == []
+    assert captured_events.drain() == []
+
+
+def test_a_signed_form_with_many_repeated_fields_is_accepted(
+    gateway: Runtime, captured_events: CapturedEvents, lambda_context
+):
+    # Given a genuine form with one field repeated 200 times (all of them signed)
+    form = [*inbound_form().items(), *[("ListItem", f"item-{i:03}") for i in range(200)]]
+
+    response = app.handler(webhook_event(form), lambda_context)
+
+    assert response["statusCode"] == 200
+    [message] = stored_messages()
+    assert message["inbound"]["M"]["ListItem"]["S"] == "item-000"
 
 
 def test_a_garbled_form_gets_a_400(gateway: Runtime, lambda_context):
@@ -383,6 +460,35 @@ class TestSeveralAccountsFromSecretsManager:
 
         assert post(webhook_event(form, token="other-account-token"), lambda_context) == 200
         assert post(webhook_event(form, token="rotated-new-token"), lambda_context) == 403
+
+    def test_an_account_cannot_write_in_to_another_accounts_sender(
+        self,
+        gateway: Runtime,
+        accounts_secret: None,
+        captured_events: CapturedEvents,
+        lambda_context,
+    ):
+        # Given subaccount B signs, with its own token, a STOP "to" account A's sender
+        form = inbound_form(AccountSid=self.OTHER_ACCOUNT, Body="STOP")
+        assert form["To"] == SENDER.whatsapp
+
+        # When it is posted
+        response = app.handler(webhook_event(form, token="other-account-token"), lambda_context)
+
+        # Then it is refused, and A's contact is not opted out: nothing stored or announced
+        assert response["statusCode"] == 403
+        assert gateway.store.contact_state(SENDER, CONTACT).opted_out is False
+        assert stored_messages() == []
+        assert stored_windows() == []
+        assert captured_events.drain() == []
+
+    def test_a_sender_no_account_lists_is_refused(
+        self, gateway: Runtime, accounts_secret: None, lambda_context
+    ):
+        form = inbound_form(To="whatsapp:+15005550009")
+
+        assert post(webhook_event(form, token="rotated-new-token"), lambda_context) == 403
+        assert stored_messages() == []
 
     def test_the_previous_token_passes_during_the_grace_period_only(
         self, gateway: Runtime, accounts_secret: None, lambda_context

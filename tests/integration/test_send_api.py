@@ -1,5 +1,6 @@
 """POST /v1/messages and GET /v1/messages/{id} through the API function, on moto."""
 
+import base64
 import json
 import os
 from datetime import timedelta
@@ -7,6 +8,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from api import app as api
 from inbound_webhook import app as inbound
@@ -533,7 +535,7 @@ def test_a_sender_that_is_not_configured_is_refused(gateway: Runtime, lambda_con
     status, answer = post_message({**FREE_FORM, "from": sender})
 
     message = assert_refused(status, answer, 422, "unknown_sender")
-    assert "+15005550009" in message
+    assert "whatsapp:***0009" in message  # no error answer holds a full number
 
 
 # ---------------------------------------------------------------------- malformed requests
@@ -596,6 +598,17 @@ def test_a_sender_that_is_not_configured_is_refused(gateway: Runtime, lambda_con
             id="content-sid-and-name",
         ),
         pytest.param({**BY_SID, "variables": {"1": 12345}}, "variables.1", id="value-an-int"),
+        # DynamoDB refuses a key over 2,048 bytes: the name and language make the lookup's.
+        pytest.param(
+            {**BY_NAME, "template": {"name": "\U0001f600" * 257, "language": "en"}},
+            "template.name",
+            id="template-name-over-256-characters",
+        ),
+        pytest.param(
+            {**BY_NAME, "template": {"name": "order_update", "language": "e" * 17}},
+            "template.language",
+            id="template-language-over-16-characters",
+        ),
     ],
 )
 def test_a_malformed_request_gets_a_400_naming_the_field(
@@ -609,6 +622,189 @@ def test_a_malformed_request_gets_a_400_naming_the_field(
 
     message = assert_refused(status, answer, 400, "invalid_request")
     assert field in message
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("\u00b2", id="superscript-two"),
+        pytest.param("\u0661", id="arabic-indic-one"),
+        pytest.param("first name", id="a-space"),
+        pytest.param("1\n", id="a-trailing-newline"),
+        pytest.param("", id="empty"),
+        pytest.param("a" * 17, id="over-16-characters"),
+    ],
+)
+def test_a_variable_name_twilio_would_not_take_is_refused(gateway: Runtime, name):
+    # Twilio's variable names: ASCII letters, digits and underscores, 16 characters at most
+    seed_template()
+
+    status, answer = post_message({**BY_SID, "variables": {"1": "12345", name: ""}})
+
+    message = assert_refused(status, answer, 400, "invalid_request")
+    assert "variables" in message
+
+
+def many_variables(count: int, value: str = "x") -> dict[str, str]:
+    return {str(number): value for number in range(1, count + 1)}
+
+
+@pytest.mark.parametrize(("count", "accepted"), [(100, True), (101, False)])
+def test_a_template_takes_at_most_100_variables(gateway: Runtime, count, accepted):
+    seed_template()
+
+    status, answer = post_message({**BY_SID, "variables": many_variables(count)})
+
+    if accepted:
+        assert status == 202, answer
+    else:
+        message = assert_refused(status, answer, 400, "invalid_request")
+        assert "variables" in message
+
+
+# ---------------------------------------------------------------------- hostile bodies
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+def padded_to(request: dict[str, Any], size: int) -> str:
+    """The request's JSON followed by spaces (JSON allows them) up to ``size`` UTF-8 bytes."""
+    text = json.dumps(request, ensure_ascii=False)
+    return text + " " * (size - len(text.encode()))
+
+
+@pytest.mark.parametrize(
+    ("body", "http_status", "code", "said"),
+    [
+        pytest.param(
+            '{"to": ' + "[" * 100_000 + "]" * 100_000 + "}",
+            413,
+            "payload_too_large",
+            "64 KiB",
+            id="nested-100000-deep",
+        ),
+        pytest.param(
+            '{"to": ' + "[" * 30_000 + "]" * 30_000 + "}",
+            400,
+            "invalid_request",
+            "nested",
+            id="nested-30000-deep-within-the-size",
+        ),
+        pytest.param(
+            '{"to": "+15005550006", "body": ' + "1" * 5000 + "}",
+            400,
+            "invalid_request",
+            "JSON",
+            id="an-integer-of-5000-digits",
+        ),
+        pytest.param(
+            json.dumps({**BY_SID, "variables": many_variables(250, "x" * 1600)}),
+            413,
+            "payload_too_large",
+            "64 KiB",
+            id="400-kb-of-variables",
+        ),
+        pytest.param(
+            padded_to(FREE_FORM, MAX_BODY_BYTES + 1), 413, "payload_too_large", "64 KiB",
+            id="one-byte-over",
+        ),
+        pytest.param(
+            # 65,536 characters, 65,537 bytes: the limit is in bytes
+            padded_to({**FREE_FORM, "body": "\u00e9"}, MAX_BODY_BYTES + 1),
+            413,
+            "payload_too_large",
+            "64 KiB",
+            id="one-byte-over-in-characters-under",
+        ),
+    ],
+)  # fmt: skip
+def test_a_hostile_body_is_refused_before_it_is_parsed(
+    gateway: Runtime, lambda_context, body, http_status, code, said
+):
+    # Given an open window and a synced template: only the body's shape is wrong
+    receive_inbound(lambda_context)
+    seed_template()
+
+    status, answer = post_message(body)
+
+    message = assert_refused(status, answer, http_status, code)
+    assert said in message
+
+
+def test_brackets_and_quotes_inside_strings_are_not_nesting(gateway: Runtime, lambda_context):
+    receive_inbound(lambda_context)
+    text = '[{"\\' * 300  # quotes and backslashes escaped in the JSON
+
+    status, answer = post_message({**FREE_FORM, "body": text})
+
+    assert status == 202, answer
+    [message] = queued()
+    assert json.loads(message["Body"])["body"] == text
+
+
+def test_the_largest_request_accepted_fits_a_dynamodb_item_and_an_sqs_message(
+    gateway: Runtime,
+):
+    # Given a template request of 64 KiB, most of it 4-byte characters (the worst case)
+    seed_template()
+    body = padded_to({**BY_SID, "variables": many_variables(40, "\U0001f600" * 400)}, 65_536)
+
+    status, answer = post_message(body)
+
+    # Then it is accepted whole, and fits what SQS (256 KiB) and DynamoDB (400 KB) take
+    assert status == 202, answer
+    [stored] = outbound_messages()
+    assert len(json.dumps(stored, ensure_ascii=False).encode()) < 400_000
+    [message] = queued()
+    assert len(message["Body"].encode()) < 256 * 1024
+    assert (
+        SendMessageRequest.model_validate_json(message["Body"]).variables
+        == json.loads(body)["variables"]
+    )
+
+
+def post_raw(body: str, content_type: str, *, base64_encoded: bool) -> tuple[int, dict[str, Any]]:
+    event = api_event("POST", "/v1/messages")
+    event["headers"]["content-type"] = content_type
+    event["body"] = body
+    event["isBase64Encoded"] = base64_encoded
+    response = api.handler(event, LambdaContext())
+    return response["statusCode"], json.loads(response["body"])
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "base64_encoded", "http_status", "code"),
+    [
+        pytest.param(
+            "text/plain", json.dumps(FREE_FORM), False, 415, "unsupported_content_type",
+            id="text-plain",
+        ),
+        pytest.param(
+            "multipart/form-data", "", False, 415, "unsupported_content_type",
+            id="multipart-without-boundary",
+        ),
+        pytest.param(
+            "multipart/form-data; boundary=x", base64.b64encode(b"--x--").decode(), True, 415,
+            "unsupported_content_type", id="multipart",
+        ),
+        pytest.param(
+            "application/x-www-form-urlencoded", "to=%2B15005550006&body=Hi", False, 415,
+            "unsupported_content_type", id="form",
+        ),
+        pytest.param(
+            "application/json", base64.b64encode(b'{"to": "\xff"}').decode(), True, 400,
+            "invalid_request", id="not-utf-8",
+        ),
+    ],
+)  # fmt: skip
+def test_a_body_that_is_not_json_text_gets_the_contracts_error(
+    gateway: Runtime, lambda_context, content_type, body, base64_encoded, http_status, code
+):
+    receive_inbound(lambda_context)
+
+    status, answer = post_raw(body, content_type, base64_encoded=base64_encoded)
+
+    assert_refused(status, answer, http_status, code)
 
 
 # ---------------------------------------------------------------------- Idempotency-Key
@@ -690,6 +886,145 @@ def test_a_refused_send_does_not_use_up_its_key(gateway: Runtime, lambda_context
     assert len(queued()) == 1
 
 
+class ProcessDied(BaseException):
+    """The Lambda environment dying mid-request (a timeout, out of memory): no ``except
+    Exception`` runs, so Powertools' in-progress record stays behind, as it would."""
+
+
+def die_once(monkeypatch: pytest.MonkeyPatch, owner: Any, method: str) -> None:
+    """``owner.method`` dies the first time it is called, and works afterwards."""
+    original = getattr(owner, method)
+    calls = 0
+
+    def dying(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ProcessDied
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, method, dying)
+
+
+def lambda_timeout_passes() -> None:
+    """Powertools holds a request's key in progress until the dead invocation's timeout: the
+    lock expires, as the Lambda timeout passing would."""
+    table = os.environ["IDEMPOTENCY_TABLE"]
+    dynamodb = boto3.client("dynamodb")
+    for item in dynamodb.scan(TableName=table)["Items"]:
+        dynamodb.update_item(
+            TableName=table,
+            Key={"id": item["id"]},
+            UpdateExpression="SET in_progress_expiration = :past",
+            ExpressionAttributeValues={":past": {"N": "0"}},
+        )
+
+
+def test_a_retry_after_a_crash_past_the_enqueue_sends_once(
+    gateway: Runtime, lambda_context, monkeypatch
+):
+    # Given a reply with a key, whose function dies after queueing it, before Powertools saved
+    # the answer (the caller got no answer)
+    receive_inbound(lambda_context)
+    die_once(monkeypatch, gateway.idempotency, "save_success")
+    with pytest.raises(ProcessDied):
+        post_message(FREE_FORM, {"Idempotency-Key": "reply-1"})
+
+    # When the caller retries with the same key, once the dead invocation's lock expired
+    lambda_timeout_passes()
+    status, answer = post_message(FREE_FORM, {"Idempotency-Key": "reply-1"})
+
+    # Then the answer names the message the first try accepted: one message, queued once
+    assert status == 202, answer
+    [stored] = outbound_messages()
+    assert stored["message_id"]["S"] == answer["id"]
+    [message] = queued()
+    assert message["MessageAttributes"]["message_id"]["StringValue"] == answer["id"]
+    # and the next retry gets the same answer from Powertools' saved record
+    assert post_message(FREE_FORM, {"Idempotency-Key": "reply-1"}) == (status, answer)
+
+
+def test_a_retry_after_a_crash_before_the_enqueue_queues_the_message(
+    gateway: Runtime, lambda_context, monkeypatch
+):
+    # Given a reply recorded as accepted, whose function died before it reached the queue
+    receive_inbound(lambda_context)
+    die_once(monkeypatch, gateway.queue, "enqueue")
+    with pytest.raises(ProcessDied):
+        post_message(FREE_FORM, {"Idempotency-Key": "reply-1"})
+    assert queued() == []
+
+    # When the caller retries with the same key
+    lambda_timeout_passes()
+    status, answer = post_message(FREE_FORM, {"Idempotency-Key": "reply-1"})
+
+    # Then the recorded message is the one queued, once
+    assert status == 202, answer
+    assert [m["message_id"]["S"] for m in outbound_messages()] == [answer["id"]]
+    [message] = queued()
+    assert message["MessageAttributes"]["message_id"]["StringValue"] == answer["id"]
+
+
+def test_a_retry_after_a_crash_with_another_body_is_a_conflict(
+    gateway: Runtime, lambda_context, monkeypatch
+):
+    receive_inbound(lambda_context)
+    die_once(monkeypatch, gateway.idempotency, "save_success")
+    with pytest.raises(ProcessDied):
+        post_message(FREE_FORM, {"Idempotency-Key": "reply-1"})
+    lambda_timeout_passes()
+
+    status, answer = post_message(
+        {**FREE_FORM, "body": "Your order was cancelled."}, {"Idempotency-Key": "reply-1"}
+    )
+
+    assert status == 409, answer
+    assert answer["error"]["code"] == "idempotency_key_reused"
+    [stored] = outbound_messages()
+    assert stored["request"]["M"]["body"]["S"] == FREE_FORM["body"]
+    assert len(queued()) == 1
+
+
+def test_a_retry_after_a_crash_is_answered_as_accepted_though_the_window_closed(
+    gateway: Runtime, lambda_context, monkeypatch
+):
+    # Given a reply accepted inside the window, whose answer a crash lost
+    receive_inbound(lambda_context)
+    die_once(monkeypatch, gateway.idempotency, "save_success")
+    with pytest.raises(ProcessDied):
+        post_message(FREE_FORM, {"Idempotency-Key": "reply-1"})
+
+    # When the caller retries after the window closed
+    lambda_timeout_passes()
+    gateway.clock.advance(timedelta(hours=25).total_seconds())
+    status, answer = post_message(FREE_FORM, {"Idempotency-Key": "reply-1"})
+
+    # Then it learns that its message was accepted (a 422 would have it sent another way)
+    assert status == 202, answer
+    [stored] = outbound_messages()
+    assert stored["message_id"]["S"] == answer["id"]
+    assert len(queued()) == 1
+
+
+def test_without_a_key_a_message_the_queue_refused_ends_failed(
+    gateway: Runtime, lambda_context, monkeypatch
+):
+    # No retry can reach a message without a key: it must not stay accepted, never sent
+    receive_inbound(lambda_context)
+
+    def unreachable(**_: Any) -> None:
+        raise ConnectionError("SQS unreachable")
+
+    monkeypatch.setattr(gateway.queue, "enqueue", unreachable)
+
+    with pytest.raises(ConnectionError):
+        post_message(FREE_FORM)
+
+    [stored] = outbound_messages()
+    assert stored["status"]["S"] == "failed"
+    assert stored["error_code"]["S"] == "enqueue_failed"
+
+
 def test_two_callers_may_pick_the_same_key(gateway: Runtime, lambda_context):
     # Keys are the caller's own: another IAM principal's key does not collide
     receive_inbound(lambda_context)
@@ -702,6 +1037,40 @@ def test_two_callers_may_pick_the_same_key(gateway: Runtime, lambda_context):
     assert alice["id"] != bob["id"]
     assert again == (202, alice)
     assert len(outbound_messages()) == 2
+
+
+# ---------------------------------------------------------------------- the send queue
+
+
+def test_identical_messages_enqueued_directly_are_each_sent_once(
+    gateway: Runtime, fake_twilio: FakeTwilio, send_queue: SendQueueDriver, lambda_context
+):
+    # Given another AWS service sending the same text twice within 5 minutes, as the README
+    # says: a deduplication id of its own per message
+    receive_inbound(lambda_context)
+    sqs = boto3.client("sqs")
+    url = os.environ["SEND_QUEUE_URL"]
+    body = json.dumps(FREE_FORM)
+    for deduplication_id in ("reminder-1", "reminder-2", "reminder-2"):  # the last, a retry
+        sqs.send_message(
+            QueueUrl=url, MessageBody=body, MessageGroupId=GROUP,
+            MessageDeduplicationId=deduplication_id,
+        )  # fmt: skip
+
+    # Then both go out, the retry does not
+    send_queue.run()
+    assert [r.form()["Body"] for r in fake_twilio.requests] == [[FREE_FORM["body"]]] * 2
+
+
+def test_a_message_enqueued_without_a_deduplication_id_is_refused_not_merged(gateway: Runtime):
+    # The queue does not deduplicate by content: it would silently drop the second of two
+    # identical messages. A sender that names none learns at once.
+    with pytest.raises(ClientError, match="MessageDeduplicationId"):
+        boto3.client("sqs").send_message(
+            QueueUrl=os.environ["SEND_QUEUE_URL"],
+            MessageBody=json.dumps(FREE_FORM),
+            MessageGroupId=GROUP,
+        )
 
 
 # ---------------------------------------------------------------------- GET /v1/messages/{id}

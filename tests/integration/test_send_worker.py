@@ -7,11 +7,15 @@ delay, or a crashed worker's 180 s). The driver here remembers the receipt handl
 out and ends their visibility with them: "time passes" and SQS delivers the message again.
 """
 
+import io
 import json
+import logging
+import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, override
 
+import boto3
 import pytest
 from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import ConnectTimeout, ReadTimeout
@@ -24,20 +28,20 @@ from tests.conftest import TEST_ACCOUNT_SID, TEST_SENDER
 from tests.fake_twilio import (
     API,
     Answer,
+    CreatedThen,
     FakeTwilio,
     SentRequest,
     error_answer,
-    message_json,
     message_sid,
     messages_path,
     page_json,
 )
 from tests.integration.conftest import (
-    NOW,
     TEMPLATE_SID,
     CapturedEvents,
     LambdaContext,
     SendQueueDriver,
+    emitted_dimensioned_metrics,
     inbound_form,
     post_message,
     seed_template,
@@ -47,6 +51,7 @@ from whatsapp_gateway.adapters.twilio_rest import TwilioRest
 from whatsapp_gateway.config import TwilioSettings
 from whatsapp_gateway.domain.addresses import Address
 from whatsapp_gateway.models.messages import MessageView, SendMessageRequest
+from whatsapp_gateway.observability import logger
 from whatsapp_gateway.outbound import OutboundRecord
 from whatsapp_gateway.runtime import Runtime
 
@@ -54,7 +59,6 @@ CONTACT = "+15005550006"
 CONTACT_ADDRESS = f"whatsapp:{CONTACT}"
 MESSAGES_URL = API + messages_path()
 STATUS_URL = "https://gateway.example.test/webhooks/twilio/status"
-RECONCILE_SINCE = "2026-11-25T08:58:00Z"  # NOW less the worker's two minutes of slack
 A_DAY_AND_A_SECOND = 24 * 3600 + 1
 
 
@@ -118,12 +122,6 @@ def status_events(captured: CapturedEvents) -> list[dict[str, Any]]:
 
 def empty_page() -> Answer:
     return Answer(200, page_json([], page=0, next_page_uri=None))
-
-
-def page_with(sid: str, body: str = "Your order shipped") -> Answer:
-    """Twilio's list of the contact's messages holding one it accepted earlier."""
-    created = message_json(sid, sender=TEST_SENDER, contact=CONTACT_ADDRESS, body=body, sent_at=NOW)
-    return Answer(200, page_json([created], page=0, next_page_uri=None))
 
 
 def created_sid(fake: FakeTwilio) -> str:
@@ -379,10 +377,13 @@ def test_a_passing_twilio_failure_is_retried_through_the_queue(
     if reconciles:
         [listing] = listed
         assert fake_twilio.requests.index(listing) == 1  # between the two creates
-        query = {name: values[0] for name, values in listing.query().items()}
-        assert query["To"] == CONTACT_ADDRESS
-        assert query["From"] == TEST_SENDER
-        assert query["DateSent>"] == RECONCILE_SINCE
+        # the pair's messages, newest first, not filtered by DateSent: Twilio leaves a
+        # message it has not sent yet without one
+        assert listing.query() == {
+            "To": [CONTACT_ADDRESS],
+            "From": [TEST_SENDER],
+            "PageSize": ["50"],
+        }
     else:
         assert listed == []
 
@@ -586,10 +587,11 @@ def test_an_unexpected_failure_on_every_attempt_ends_the_message_failed(
     send_queue.make_visible()
     last = send_queue.run()
 
-    # Then the message is failed once the last attempt is spent (SQS moves the record to the
-    # dead-letter queue)
+    # Then the message is failed once the last attempt is spent, and its record consumed: it
+    # does not hold the contact's later messages back, nor go to the dead-letter queue
     assert len(failures(first)) == 1
-    assert len(failures(last)) == 1
+    assert failures(last) == []
+    assert send_queue.depth() == 0
     message = stored(gateway, message_id)
     assert (message.status, message.error_code) == ("failed", "retries_exhausted")
     assert len(posts(fake_twilio)) == 2
@@ -619,6 +621,154 @@ def test_a_message_failed_after_unexpected_errors_is_announced_on_the_bus(
     [changed] = status_events(captured_events)
     assert (changed["message_id"], changed["status"]) == (message_id, "failed")
     assert changed["error_code"] == "retries_exhausted"
+
+
+# ------------------------------------------------------- a message that fails unexpectedly
+
+
+def raising(error: Exception) -> Callable[..., Any]:
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise error
+
+    return fail
+
+
+def dead_letters() -> list[Any]:
+    """What SQS moved to the send dead-letter queue (received, left there)."""
+    sqs = boto3.client("sqs")
+    answer = sqs.receive_message(
+        QueueUrl=os.environ["SEND_DLQ_URL"],
+        MaxNumberOfMessages=10,
+        MessageAttributeNames=["All"],
+        VisibilityTimeout=0,
+    )
+    return list(answer.get("Messages", []))
+
+
+def enqueue_poison_then_a_reply(
+    gateway: Runtime, send_queue: SendQueueDriver, monkeypatch: pytest.MonkeyPatch
+) -> tuple[str, str]:
+    """A template message whose handling raises (its template row unreadable), enqueued
+    directly, and a reply to the same contact behind it in the contact's FIFO group."""
+    seed_template()
+    poison = send_queue.enqueue_directly(
+        json.dumps(
+            {"to": CONTACT, "template": {"content_sid": TEMPLATE_SID}, "variables": {"1": "A-1"}}
+        )
+    )
+    behind = send_queue.enqueue_directly(json.dumps({"to": CONTACT, "body": "Your parcel"}))
+    templates = gateway.templates
+    monkeypatch.setattr(templates, "template_by_sid", raising(RuntimeError("unreadable row")))
+    return poison, behind
+
+
+def test_a_message_failing_unexpectedly_does_not_take_the_messages_behind_it_down(
+    gateway: Runtime,
+    fake_twilio: FakeTwilio,
+    send_queue: SendQueueDriver,
+    captured_events: CapturedEvents,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    # Given a worker that tries three times, a contact inside the window, and a message that
+    # fails on every attempt with a reply queued behind it
+    monkeypatch.setenv("MAX_SEND_ATTEMPTS", "3")
+    open_window()
+    captured_events.drain()
+    poison, behind = enqueue_poison_then_a_reply(gateway, send_queue, monkeypatch)
+
+    # When SQS delivers the contact's messages until the queue is empty (each delivery of the
+    # failing one hands the reply over too, and the reply's receive count climbs with it)
+    runs = 0
+    while send_queue.depth() and runs < 10:
+        send_queue.run()
+        send_queue.make_visible()
+        runs += 1
+
+    # Then the failing message ended failed at its third attempt (the delivery that gave it up
+    # sent the reply behind it), and was announced
+    assert runs == 3
+    message = stored(gateway, poison)
+    assert (message.status, message.error_code) == ("failed", "retries_exhausted")
+    [changed] = status_events(captured_events)
+    assert (changed["message_id"], changed["status"]) == (poison, "failed")
+    assert changed["contact"] == CONTACT
+    # and the reply behind it was sent, once, instead of being dead-lettered unattempted
+    assert stored(gateway, behind).status == "queued"
+    assert [form_of(r)["Body"] for r in posts(fake_twilio)] == ["Your parcel"]
+    assert dead_letters() == []
+
+
+def test_a_failure_the_bus_missed_at_the_last_attempt_is_announced_when_the_message_is_given_up(
+    gateway: Runtime,
+    fake_twilio: FakeTwilio,
+    send_queue: SendQueueDriver,
+    captured_events: CapturedEvents,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    # Given a last attempt on which Twilio refuses the message and the bus fails once
+    monkeypatch.setenv("MAX_SEND_ATTEMPTS", "1")
+    open_window()
+    message_id = accept_text()
+    captured_events.drain()
+    outside = "Failed to send freeform message outside the window"
+    fake_twilio.queue(error_answer(400, 63016, outside))
+    bus = gateway.events
+    monkeypatch.setattr(bus, "publish", killing_once(bus.publish, after=False))
+
+    # When the worker runs
+    answer = send_queue.run()
+
+    # Then the message is given up (its record consumed) with Twilio's failure announced
+    assert failures(answer) == []
+    message = stored(gateway, message_id)
+    assert (message.status, message.error_code) == ("failed", "63016")
+    [changed] = status_events(captured_events)
+    assert (changed["message_id"], changed["error_code"]) == (message_id, "63016")
+
+
+@pytest.fixture
+def worker_logs() -> Iterator[io.StringIO]:
+    """The functions' JSON log lines (Powertools Logger's stream, as Lambda prints it)."""
+    logs = io.StringIO()
+    handler = logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    printed_to = handler.setStream(logs)
+    yield logs
+    handler.setStream(printed_to)
+
+
+def test_an_unexpected_failure_is_logged_at_error_with_the_message_id_and_counted(
+    gateway: Runtime,
+    fake_twilio: FakeTwilio,
+    send_queue: SendQueueDriver,
+    monkeypatch: pytest.MonkeyPatch,
+    worker_logs: io.StringIO,
+    capsys: pytest.CaptureFixture[str],
+):
+    # Given a message whose handling fails unexpectedly
+    open_window()
+    poison, _ = enqueue_poison_then_a_reply(gateway, send_queue, monkeypatch)
+    capsys.readouterr()
+
+    # When the worker runs on it
+    answer = send_queue.run()
+
+    # Then its record (and the one behind it) go back to the queue
+    assert len(failures(answer)) == 2
+    # and one ERROR line names the message, its attempt and where it failed, and holds no
+    # number, no body and not the error's own text
+    lines = [json.loads(line) for line in worker_logs.getvalue().splitlines()]
+    [error] = [line for line in lines if line["level"] == "ERROR"]
+    assert error["message_id"] == poison
+    assert error["attempts"] == 1
+    assert error["error_type"] == "RuntimeError"
+    assert "outbound.py" in error["error_at"][-3]
+    text = json.dumps(error)
+    for secret in ("5005550006", "A-1", "Your parcel", "unreadable row"):
+        assert secret not in text
+    # and it is counted, so that the alarm on the metric fires
+    metrics = [name for name, _ in emitted_dimensioned_metrics(capsys.readouterr().out)]
+    assert metrics.count("SendErrors") == 1
 
 
 # ------------------------------------------------------------------------- batches of groups
@@ -920,13 +1070,12 @@ def test_killed_inside_the_twilio_call_after_twilio_accepted_the_message(
     # Given an accepted reply, and Twilio creating the message but its answer never arriving
     open_window()
     message_id = accept_text()
-    created_at_twilio = "SM" + "b" * 32
-    fake_twilio.queue(lost_answer)
+    fake_twilio.queue(CreatedThen(lost_answer))
 
-    # When the worker runs, and the message is delivered again
+    # When the worker runs, and the message is delivered again (Twilio still queues it)
     first = send_queue.run()
     assert len(failures(first)) == 1
-    fake_twilio.queue(page_with(created_at_twilio))  # Twilio lists the message it created
+    [created_at_twilio] = [message["sid"] for message in fake_twilio.messages]
     send_queue.make_visible()
     redelivered = send_queue.run()
 
@@ -941,11 +1090,15 @@ def test_killed_inside_the_twilio_call_after_twilio_accepted_the_message(
     assert send_queue.depth() == 0
 
 
+@pytest.mark.parametrize(
+    "twilio_sent_it", [False, True], ids=["twilio-still-queues-it", "twilio-sent-it"]
+)
 def test_killed_after_twilio_accepted_before_the_sid_is_recorded(
     gateway: Runtime,
     fake_twilio: FakeTwilio,
     send_queue: SendQueueDriver,
     monkeypatch: pytest.MonkeyPatch,
+    twilio_sent_it: bool,
 ):
     # Given an accepted reply, and a worker that dies before it records what Twilio answered
     open_window()
@@ -958,9 +1111,11 @@ def test_killed_after_twilio_accepted_before_the_sid_is_recorded(
     assert len(failures(crashed)) == 1
     twilio_sid = created_sid(fake_twilio)
     assert stored(gateway, message_id).twilio_sid is None
+    # and Twilio, slow or throttling, has not sent it yet (no date_sent), or has
+    if twilio_sent_it:
+        fake_twilio.mark_sent(twilio_sid)
 
-    # When the message is delivered again, Twilio listing the message it created
-    fake_twilio.queue(page_with(twilio_sid))
+    # When the message is delivered again, Twilio listing what it holds
     send_queue.make_visible()
     redelivered = send_queue.run()
 
@@ -1056,9 +1211,9 @@ def test_reconciling_a_retry_does_not_mistake_the_contacts_previous_message_for_
     send_queue.run()
     assert stored(gateway, second).status == "accepted"
 
-    # When the second is retried, Twilio listing the contact's messages since the attempt:
-    # only the first, sent a moment before (the 503 created nothing)
-    fake_twilio.queue(page_with(first_sid, body="Your order shipped"))
+    # When the second is retried, Twilio listing the contact's messages: only the first, sent
+    # a moment before (the 503 created nothing)
+    fake_twilio.mark_sent(first_sid)
     send_queue.make_visible()
     send_queue.run()
 

@@ -36,6 +36,7 @@ from tests.integration.conftest import (
 )
 from whatsapp_gateway.domain.addresses import Address
 from whatsapp_gateway.domain.windows import Category
+from whatsapp_gateway.models.accounts import TwilioAccounts
 from whatsapp_gateway.models.messages import MessageView
 from whatsapp_gateway.observability import logger
 from whatsapp_gateway.runtime import Runtime
@@ -582,6 +583,197 @@ def test_a_callback_with_an_unknown_status_gets_a_400_and_changes_nothing(
     assert json.loads(response["body"])["error"]["code"] == "invalid_request"
     assert view(gateway, message_id).status == "queued"
     assert captured_events.drain() == []
+
+
+@pytest.mark.parametrize(
+    "status", ["accepted", "scheduled", "canceled", "partially_delivered", "received"]
+)
+def test_a_status_twilio_reports_but_the_gateway_does_not_track_is_acknowledged_and_ignored(
+    gateway: Runtime,
+    sent_template: tuple[str, str],
+    captured_events: CapturedEvents,
+    lambda_context,
+    capsys: pytest.CaptureFixture[str],
+    status,
+):
+    # Given a message Twilio took, and the records as they stand
+    message_id, sid = sent_template
+    messages_before = stored_messages()
+    capsys.readouterr()
+
+    # When Twilio reports a status of its own (a Messaging Service's "accepted", ...)
+    response = callback(lambda_context, sid, status, message_id)
+
+    # Then Twilio gets its 200 (a 4xx would only fill its debugger), nothing changes
+    assert response["statusCode"] == 200
+    assert response["body"] == EMPTY_TWIML
+    assert stored_messages() == messages_before
+    assert captured_events.drain() == []
+    # and it is counted
+    metrics = [name for name, _ in emitted_dimensioned_metrics(capsys.readouterr().out)]
+    assert metrics == ["StatusCallbacksUntracked"]
+
+
+# ---------------------------------------------------------------------- another message's callbacks
+
+OTHER_ACCOUNT_SID = "AC" + "2" * 32
+OTHER_AUTH_TOKEN = "other-account-token"
+OTHER_SENDER = "whatsapp:+15005550001"
+
+
+@pytest.fixture
+def two_accounts(gateway: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ISV's two subaccounts: the test account (its sender +14155238886), and another."""
+    accounts = TwilioAccounts.model_validate(
+        {
+            "accounts": [
+                {
+                    "account_sid": TEST_ACCOUNT_SID,
+                    "auth_token": TEST_AUTH_TOKEN,
+                    "senders": ["whatsapp:+14155238886"],
+                },
+                {
+                    "account_sid": OTHER_ACCOUNT_SID,
+                    "auth_token": OTHER_AUTH_TOKEN,
+                    "senders": [OTHER_SENDER],
+                },
+            ],
+            "default_sender": "whatsapp:+14155238886",
+        }
+    )
+    monkeypatch.setattr(gateway, "accounts", lambda: accounts)
+
+
+def forged_callback(
+    context: LambdaContext,
+    sid: str,
+    status: str,
+    message_id: str | None,
+    *,
+    account_sid: str = TEST_ACCOUNT_SID,
+    token: str = TEST_AUTH_TOKEN,
+    error_code: str | None = None,
+) -> dict[str, Any]:
+    """A status callback signed by ``account_sid`` with ``token``: Twilio's shape, whoever
+    wrote it."""
+    form = {
+        "AccountSid": account_sid,
+        "ApiVersion": "2010-04-01",
+        "ChannelPrefix": "whatsapp",
+        "From": OTHER_SENDER if account_sid == OTHER_ACCOUNT_SID else "whatsapp:+14155238886",
+        "MessageSid": sid,
+        "MessageStatus": status,
+        "To": "whatsapp:+15005550006",
+    }
+    if error_code is not None:
+        form["ErrorCode"] = error_code
+    query = f"message_id={message_id}" if message_id else ""
+    event = webhook_event(form, path="/webhooks/twilio/status", query=query, token=token)
+    answer: dict[str, Any] = app.handler(with_query_parameters(event), context)
+    return answer
+
+
+def mismatch_warnings(log_lines: io.StringIO) -> list[dict[str, Any]]:
+    return [
+        record
+        for record in map(json.loads, log_lines.getvalue().splitlines())
+        if record["level"] == "WARNING" and record.get("reason") == "not_its_message"
+    ]
+
+
+@pytest.mark.parametrize("by", ["message-id", "sid-only"])
+def test_another_accounts_callback_is_ignored_and_changes_nothing(
+    gateway: Runtime,
+    two_accounts: None,
+    sent_template: tuple[str, str],
+    captured_events: CapturedEvents,
+    lambda_context,
+    log_lines,
+    capsys: pytest.CaptureFixture[str],
+    by,
+):
+    # Given a message of the test account, Twilio took it
+    message_id, sid = sent_template
+    messages_before = stored_messages()
+    capsys.readouterr()
+
+    # When the other subaccount signs, with its own token, a "failed" callback naming it
+    response = forged_callback(
+        lambda_context,
+        sid,
+        "failed",
+        message_id if by == "message-id" else None,
+        account_sid=OTHER_ACCOUNT_SID,
+        token=OTHER_AUTH_TOKEN,
+        error_code="63016",
+    )
+
+    # Then it is acknowledged (a retry would change nothing) and changes nothing
+    assert response["statusCode"] == 200
+    assert view(gateway, message_id).status == "queued"
+    assert stored_messages() == messages_before
+    assert captured_events.drain() == []
+    # and it is logged as a warning, without a number, and counted
+    [warning] = mismatch_warnings(log_lines)
+    assert "+1" not in json.dumps(warning)
+    metrics = [name for name, _ in emitted_dimensioned_metrics(capsys.readouterr().out)]
+    assert metrics == ["StatusCallbacksMismatched"]
+
+
+def test_a_callback_with_another_twilio_sid_than_the_stored_one_changes_nothing(
+    gateway: Runtime,
+    sent_template: tuple[str, str],
+    captured_events: CapturedEvents,
+    lambda_context,
+    log_lines,
+):
+    # Given a message Twilio took under its SID
+    message_id, _sid = sent_template
+    messages_before = stored_messages()
+
+    # When a callback of the same account names the message with another SID
+    response = callback(lambda_context, UNKNOWN_SID, "failed", message_id, error_code="63016")
+
+    # Then nothing changes, and a warning says why
+    assert response["statusCode"] == 200
+    assert view(gateway, message_id).status == "queued"
+    assert stored_messages() == messages_before
+    assert captured_events.drain() == []
+    assert len(mismatch_warnings(log_lines)) == 1
+
+
+def test_a_callback_before_the_send_changes_nothing_and_the_message_still_goes_out(
+    gateway: Runtime,
+    template: str,
+    fake_twilio: FakeTwilio,
+    send_queue: SendQueueDriver,
+    captured_events: CapturedEvents,
+    lambda_context,
+    log_lines,
+):
+    # Given a message accepted and waiting in the queue: the worker has not tried it yet
+    status, accepted = post_message(
+        {"to": "+15005550006", "template": {"content_sid": TEMPLATE_SID}, "variables": {"1": "x"}}
+    )
+    assert status == 202
+    message_id = str(accepted["id"])
+    messages_before = stored_messages()
+    captured_events.drain()
+
+    # When a signed "failed" callback names it, before it was ever handed to Twilio
+    response = callback(lambda_context, UNKNOWN_SID, "failed", message_id, error_code="63016")
+
+    # Then it changes nothing: no Twilio message can be reporting on it yet
+    assert response["statusCode"] == 200
+    assert stored_messages() == messages_before
+    assert captured_events.drain() == []
+    assert len(mismatch_warnings(log_lines)) == 1
+    # and the worker sends it as if nothing had come
+    send_queue.run()
+    assert len(fake_twilio.requests) == 1
+    sid = fake_twilio.answers[-1].body["sid"]  # type: ignore[index]
+    message = view(gateway, message_id)
+    assert (message.status, message.twilio_sid) == ("queued", sid)
 
 
 # ---------------------------------------------------------------------- conversation windows

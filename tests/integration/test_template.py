@@ -11,7 +11,15 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.sam_template import TEMPLATE, load_template, resources
+from infra.sam_template import (
+    TEMPLATE,
+    Resolver,
+    events,
+    load_template,
+    parameter_defaults,
+    queue_consumers,
+    resources,
+)
 
 FUNCTIONS = resources("AWS::Serverless::Function")
 ROOT = TEMPLATE.parent
@@ -45,6 +53,56 @@ def test_webhook_routes_are_public_and_api_routes_need_iam():
         assert authorizer == expected, path
 
 
+def test_the_webhooks_have_a_reserved_concurrency_a_parameter_sets_or_leaves_off():
+    # A flood of webhooks (forged, or Twilio's retries) takes at most this many executions:
+    # the API and the send worker keep the rest of the account's concurrency.
+    template = load_template()
+    public = {
+        function
+        for function, event in events("HttpApi")
+        if event.get("Auth", {}).get("Authorizer") == "NONE"
+    }
+    parameter = template["Parameters"]["WebhookReservedConcurrency"]
+    resolve = Resolver(parameter_defaults(), {}, {})
+
+    assert public == {"InboundWebhookFunction", "StatusWebhookFunction"}
+    for function in public:
+        assert FUNCTIONS[function]["Properties"]["ReservedConcurrentExecutions"] == {
+            "Fn::If": [
+                "HasWebhookReservedConcurrency",
+                {"Ref": "WebhookReservedConcurrency"},
+                {"Ref": "AWS::NoValue"},
+            ]
+        }
+    assert parameter["Type"] == "Number"
+    assert parameter["Default"] > 0
+    assert parameter["MinValue"] == 0
+    assert resolve.condition("HasWebhookReservedConcurrency")
+    unreserved = Resolver(parameter_defaults() | {"WebhookReservedConcurrency": "0"}, {}, {})
+    assert not unreserved.condition("HasWebhookReservedConcurrency")
+    for function in set(FUNCTIONS) - public:
+        assert "ReservedConcurrentExecutions" not in FUNCTIONS[function]["Properties"]
+
+
+# Tables whose loss a business cannot undo: the opt-outs and windows (who may be messaged, and
+# what Meta charged for) and the messages. Not the templates (the sync rebuilds them from
+# Twilio) nor the idempotency records (24 hours of answers; the message id derived from the
+# caller's key guards against a second send).
+DURABLE_TABLES = {"WindowsTable", "MessagesTable"}
+
+
+@pytest.mark.parametrize("name", sorted(DURABLE_TABLES))
+def test_a_table_of_state_that_cannot_be_rebuilt_survives_its_stack_and_can_be_restored(name):
+    table = resources("AWS::DynamoDB::Table")[name]
+
+    assert table["DeletionPolicy"] == "Retain"
+    assert table["UpdateReplacePolicy"] == "Retain"
+    assert table["Properties"]["PointInTimeRecoverySpecification"] == {
+        "PointInTimeRecoveryEnabled": True
+    }
+    assert table["Properties"]["DeletionProtectionEnabled"] == {"Fn::If": ["IsProd", True, False]}
+
+
 def test_the_window_table_expires_items_by_expires_at():
     table = resources("AWS::DynamoDB::Table")["WindowsTable"]["Properties"]
 
@@ -63,26 +121,36 @@ def test_functions_and_layer_target_python_3_13_on_arm64():
     assert "--platform manylinux2014_aarch64" in (content / "Makefile").read_text()
 
 
-@pytest.mark.parametrize(
-    "name",
-    sorted(
-        name
-        for name, function in FUNCTIONS.items()
-        if any(e["Type"] == "SQS" for e in function["Properties"].get("Events", {}).values())
-    ),
-)
-def test_each_queue_consumer_reports_batch_item_failures_and_outlives_its_timeout(name):
+@pytest.mark.parametrize(("function", "queue", "mapping"), queue_consumers())
+def test_each_queue_consumer_reports_batch_item_failures_and_outlives_its_timeout(
+    function, queue, mapping
+):
     # A visibility timeout under 6x the function's timeout hands a batch still in flight to a
     # second worker: the Powertools and AWS guidance.
-    properties = FUNCTIONS[name]["Properties"]
-    queues = resources("AWS::SQS::Queue")
-    for event in properties["Events"].values():
-        if event["Type"] != "SQS":
-            continue
-        assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-        queue = queues[event["Properties"]["Queue"]["Fn::GetAtt"].split(".")[0]]["Properties"]
-        assert queue["VisibilityTimeout"] >= 6 * properties["Timeout"]
-        assert "RedrivePolicy" in queue
+    queue_properties = resources("AWS::SQS::Queue")[queue]["Properties"]
+
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert queue_properties["VisibilityTimeout"] >= 6 * FUNCTIONS[function]["Properties"]["Timeout"]
+    # A dead-letter queue's consumer leaves what it cannot record where it is (14 days),
+    # retried and alarmed on; every other queue has one of its own.
+    assert "RedrivePolicy" in queue_properties or queue in _dead_letter_queues()
+
+
+def _dead_letter_queues() -> set[str]:
+    return {
+        queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"].split(".")[0]
+        for queue in resources("AWS::SQS::Queue").values()
+        if "RedrivePolicy" in queue["Properties"]
+    }
+
+
+def test_queues_are_consumed_through_mappings_written_out_not_sams_sqs_events():
+    # SAM's SQS event attaches a managed policy allowing ReceiveMessage and DeleteMessage on
+    # every queue of the account (test_template_permissions.py).
+    assert not events("SQS")
+    assert {(function, queue) for function, queue, _ in queue_consumers()} >= {
+        ("SendWorkerFunction", "SendQueue")
+    }
 
 
 def test_the_send_queue_is_fifo_with_high_throughput_and_a_fifo_dead_letter_queue():
@@ -95,6 +163,18 @@ def test_the_send_queue_is_fifo_with_high_throughput_and_a_fifo_dead_letter_queu
     assert send["FifoThroughputLimit"] == "perMessageGroupId"
     assert dead_letters["FifoQueue"] is True
     assert dead_letters["MessageRetentionPeriod"] == 14 * 24 * 60 * 60
+
+
+def test_sqs_dead_letters_a_send_only_far_beyond_the_workers_own_attempts():
+    # The worker gives a message up after MaxSendAttempts attempts it counts itself; SQS's
+    # receive count also climbs while a message waits behind a failing one of its contact
+    # (FIFO), so its limit is a safety net: nine messages each failing all their attempts
+    # ahead of one still leave that one its own.
+    attempts = load_template()["Parameters"]["MaxSendAttempts"]
+    send = resources("AWS::SQS::Queue")["SendQueue"]["Properties"]
+
+    assert send["RedrivePolicy"]["maxReceiveCount"] >= 10 * attempts["MaxValue"]
+    assert attempts["Default"] <= attempts["MaxValue"]
 
 
 def test_the_twilio_timeout_is_shorter_than_the_send_workers():
@@ -168,7 +248,12 @@ def test_every_alarm_notifies_the_topic_and_watches_something_real():
 
 def test_the_alarms_cover_dead_letters_worker_errors_webhook_5xx_and_403s_sync_and_throttles():
     watched = [m for alarm in ALARMS.values() for m in _alarm_metrics(alarm)]
-    queues = {d["QueueName"]["Fn::GetAtt"] for _, n, d in watched if n.endswith("Visible")}
+    # a queue waiting (or, for one a consumer empties, a message waiting too long)
+    queues = {
+        d["QueueName"]["Fn::GetAtt"]
+        for _, n, d in watched
+        if n in ("ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage")
+    }
     routes = {d["Resource"] for ns, n, d in watched if (ns, n) == ("AWS/ApiGateway", "5xx")}
     throttled = {d["FunctionName"]["Ref"] for _, n, d in watched if n == "Throttles"}
     errors = {
@@ -179,8 +264,13 @@ def test_the_alarms_cover_dead_letters_worker_errors_webhook_5xx_and_403s_sync_a
     assert queues == {f"{q}.QueueName" for q in resources("AWS::SQS::Queue") if "DeadLetter" in q}
     assert routes == {"/webhooks/twilio/inbound", "/webhooks/twilio/status"}
     assert throttled == set(FUNCTIONS)
-    assert errors == {"SendWorkerFunction"}
-    assert ours == {"WebhookSignatureRejected", "TemplateSyncFailures"}
+    assert errors == {"SendWorkerFunction", "SendDeadLetterFunction"}
+    assert ours == {
+        "WebhookSignatureRejected",
+        "TemplateSyncFailures",
+        "SendErrors",
+        "MessagesDeadLettered",
+    }
 
 
 def test_the_dashboard_is_valid_json_showing_what_operators_read():
@@ -216,9 +306,8 @@ def test_the_dashboard_is_valid_json_showing_what_operators_read():
 
 
 def test_the_send_workers_concurrency_is_bounded_by_a_parameter():
-    worker = FUNCTIONS["SendWorkerFunction"]["Properties"]
-    [queue] = [e for e in worker["Events"].values() if e["Type"] == "SQS"]
-    parameter = queue["Properties"]["ScalingConfig"]["MaximumConcurrency"]["Ref"]
+    [mapping] = [m for function, _, m in queue_consumers() if function == "SendWorkerFunction"]
+    parameter = mapping["ScalingConfig"]["MaximumConcurrency"]["Ref"]
 
     assert load_template()["Parameters"][parameter]["MinValue"] >= 2  # Lambda's minimum
 

@@ -4,6 +4,8 @@ included), and the environment variables the code reads, found from the code its
 
 import ast
 import inspect
+import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,51 +18,96 @@ from whatsapp_gateway import config, runtime, webhooks
 
 FUNCTIONS = resources("AWS::Serverless::Function")
 
-# What each function needs, by logical id (the secret is a parameter: its ARN). A policy for
-# anything else, or a need without a policy, fails the test.
-NEEDS = {
+# What each function may do, and on what: by logical id, a parameter (the secret, its KMS key),
+# or "<table>/index/<name>" for an index. Exactly the calls its code makes (the adapters: the
+# stores' DynamoDB calls, a transaction's Put and Update counting as PutItem and UpdateItem;
+# Powertools' idempotency records; the SQS event source's ReceiveMessage, DeleteMessage and
+# GetQueueAttributes); an action more or less fails the test.
+SECRET = {"TwilioAccountsSecretArn": {"secretsmanager:GetSecretValue"}}
+SECRET_KEY = {"TwilioAccountsSecretKmsKeyArn": {"kms:Decrypt"}}
+EVENTS = {"EventBus": {"events:PutEvents"}}
+PERMISSIONS: dict[str, dict[str, set[str]]] = {
     "InboundWebhookFunction": {
-        "MessagesTable",
-        "WindowsTable",
-        "EventBus",
-        "TwilioAccountsSecretArn",
+        # record_inbound's transaction and mark_events_published
+        "MessagesTable": {"dynamodb:PutItem", "dynamodb:UpdateItem"},
+        "WindowsTable": {"dynamodb:UpdateItem"},
+        **EVENTS,
+        **SECRET,
     },
     "StatusWebhookFunction": {
-        "MessagesTable",
-        "WindowsTable",
-        "EventBus",
-        "TwilioAccountsSecretArn",
+        # apply_status, mark_published; message_id_of; open_conversation's transaction
+        "MessagesTable": {"dynamodb:UpdateItem"},
+        "MessagesTable/index/by_twilio_sid": {"dynamodb:Query"},
+        "WindowsTable": {"dynamodb:PutItem"},
+        **EVENTS,
+        **SECRET,
     },
     "ApiFunction": {
-        "WindowsTable",
-        "TemplatesTable",
-        "MessagesTable",
-        "IdempotencyTable",
-        "SendQueue",
-        "TemplateSyncFunction",
-        "TwilioAccountsSecretArn",
+        # contact_state; the template lookups and all_templates; message_view,
+        # outbound_message, create_accepted and record_failed; Powertools' idempotency records
+        # (deleted when the call fails)
+        "WindowsTable": {"dynamodb:Query"},
+        "TemplatesTable": {"dynamodb:GetItem", "dynamodb:Scan"},
+        "TemplatesTable/index/by_name": {"dynamodb:Query"},
+        "MessagesTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
+        "IdempotencyTable": {
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+        },
+        "SendQueue": {"sqs:SendMessage"},
+        "TemplateSyncFunction": {"lambda:InvokeFunction"},
+        **SECRET,
     },
     "SendWorkerFunction": {
-        "MessagesTable",
-        "WindowsTable",
-        "TemplatesTable",
-        "SendQueue",
-        "EventBus",
-        "TwilioAccountsSecretArn",
+        # claim_attempt, record_sent, record_failed, release_attempt, mark_published;
+        # reconciliation's message_id_of; contact_state; the template lookups
+        "MessagesTable": {"dynamodb:PutItem", "dynamodb:UpdateItem"},
+        "MessagesTable/index/by_twilio_sid": {"dynamodb:Query"},
+        "WindowsTable": {"dynamodb:Query"},
+        "TemplatesTable": {"dynamodb:GetItem"},
+        "TemplatesTable/index/by_name": {"dynamodb:Query"},
+        # the event source's calls, and retry_later
+        "SendQueue": {
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
+            "sqs:ChangeMessageVisibility",
+        },
+        **EVENTS,
+        **SECRET,
     },
-    "TemplateSyncFunction": {"TemplatesTable", "EventBus", "TwilioAccountsSecretArn"},
+    "SendDeadLetterFunction": {
+        # record_failed (a put for a message never recorded), mark_published
+        "MessagesTable": {"dynamodb:PutItem", "dynamodb:UpdateItem"},
+        # the event source's calls
+        "SendDeadLetterQueue": {
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
+        },
+        **EVENTS,
+        # the sender and account of a message enqueued directly and never recorded
+        **SECRET,
+    },
+    "TemplateSyncFunction": {
+        # last_sync, mark_synced, save; templates_of
+        "TemplatesTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem"},
+        "TemplatesTable/index/by_account": {"dynamodb:Query"},
+        **EVENTS,
+        **SECRET,
+    },
 }
 # The AWS managed policies SAM attaches itself: logs and X-Ray for every function (X-Ray has no
-# resource-level permissions), and the SQS poller's for a queue's consumer. Nothing else.
+# resource-level permissions). Nothing else: SAM's SQS event would add the SQS poller's, which
+# allows receiving and deleting on every queue of the account.
 SAM_EXECUTION_POLICIES = {
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
     "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
 }
-SQS_CONSUMER_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole"
-# The only wildcards in a statement: SendMessage and SendMessageBatch on the one queue, and the
-# indexes of the one table (a table's GSIs are queried by their own ARNs).
-ALLOWED_WILDCARD_ACTIONS = {"sqs:SendMessage*"}
-TABLE_INDEXES = ":table/${tableName}/index/*"
+# The condition under which the secret's customer-managed key may decrypt.
+SECRET_KEY_GIVEN = "HasTwilioAccountsSecretKmsKey"
 # Variables the code reads that the template leaves out on purpose: local and test settings
 # (one account without a secret, the fakes' seam), and defaults that are the deployed values.
 NOT_DEPLOYED = {
@@ -77,28 +124,66 @@ def cloudformation() -> dict[str, Any]:
     return transformed_template()
 
 
-def _statements(role: dict[str, Any]) -> Iterator[dict[str, Any]]:
+def _statements(
+    role: dict[str, Any], conditions: dict[str, bool] | None = None
+) -> Iterator[dict[str, Any]]:
+    """The role's statements; a policy under ``Fn::If`` as ``conditions`` decide (both branches
+    when not given)."""
     for policy in role["Properties"].get("Policies", []):
-        statements = policy["PolicyDocument"]["Statement"]
-        yield from statements if isinstance(statements, list) else [statements]
+        if "Fn::If" in policy:
+            condition, when_true, when_false = policy["Fn::If"]
+            if conditions is None:
+                branches = [when_true, when_false]
+            else:
+                branches = [when_true if conditions[condition] else when_false]
+        else:
+            branches = [policy]
+        for branch in branches:
+            if branch == {"Ref": "AWS::NoValue"}:
+                continue
+            statements = branch["PolicyDocument"]["Statement"]
+            yield from statements if isinstance(statements, list) else [statements]
 
 
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def _referenced(value: Any) -> set[str]:
-    """The logical ids and parameters a policy's resource names through Ref or GetAtt."""
-    if isinstance(value, list):
-        return set().union(*map(_referenced, value)) if value else set()
-    if not isinstance(value, dict):
-        return set()
+def _resource_name(value: Any) -> str:
+    """A statement's resource as PERMISSIONS names it: the logical id or parameter it refers to,
+    then any path within it (``MessagesTable/index/by_twilio_sid``); a literal, as written."""
+    if isinstance(value, str):
+        return value
     if "Ref" in value:
-        return {value["Ref"]}
+        return str(value["Ref"])
     if "Fn::GetAtt" in value:
         target = value["Fn::GetAtt"]
-        return {target[0] if isinstance(target, list) else target.split(".")[0]}
-    return set().union(*map(_referenced, value.values())) if value else set()
+        return str(target[0] if isinstance(target, list) else target.split(".")[0])
+    if "Fn::Sub" in value:
+        sub = value["Fn::Sub"]
+        text, variables = sub if isinstance(sub, list) else (sub, {})
+
+        def named(match: re.Match[str]) -> str:
+            if match[1] in variables:
+                return _resource_name(variables[match[1]])
+            return "" if match[1].startswith("AWS::") else match[1]
+
+        arn = re.sub(r"\$\{([\w:]+)(?:\.\w+)?\}", named, text)
+        # SAM's policy templates spell the ARN out: keep what follows the resource type.
+        return re.sub(r"^arn:[^:]*:[^:]*:[^:]*:[^:]*:(?:table/|event-bus/)?", "", arn)
+    return json.dumps(value)
+
+
+def _granted(role: dict[str, Any], conditions: dict[str, bool]) -> dict[str, set[str]]:
+    """What the role allows: actions by resource (PERMISSIONS' names)."""
+    granted: dict[str, set[str]] = {}
+    for statement in _statements(role, conditions):
+        assert statement["Effect"] == "Allow"
+        for resource in _as_list(statement["Resource"]):
+            granted.setdefault(_resource_name(resource), set()).update(
+                _as_list(statement["Action"])
+            )
+    return granted
 
 
 def _role(cloudformation: dict[str, Any], function: str) -> dict[str, Any]:
@@ -107,23 +192,55 @@ def _role(cloudformation: dict[str, Any], function: str) -> dict[str, Any]:
     return role
 
 
+@pytest.mark.parametrize("kms_key", [False, True], ids=["aws-managed-key", "customer-managed-key"])
 @pytest.mark.parametrize("function", sorted(FUNCTIONS))
-def test_each_function_may_touch_exactly_what_it_needs(cloudformation, function):
-    granted = set().union(
-        *(_referenced(s["Resource"]) for s in _statements(_role(cloudformation, function)))
-    )
+def test_each_function_may_do_exactly_what_its_code_does(cloudformation, function, kms_key):
+    expected = PERMISSIONS[function]
+    if kms_key and SECRET.keys() <= expected.keys():
+        expected = expected | SECRET_KEY
 
-    assert granted == NEEDS[function]
+    granted = _granted(_role(cloudformation, function), {SECRET_KEY_GIVEN: kms_key})
+
+    assert granted == expected
+
+
+def test_the_secrets_key_decrypts_only_through_secrets_manager_and_only_the_secret(cloudformation):
+    readers = [
+        name for name, permissions in PERMISSIONS.items() if SECRET.keys() <= permissions.keys()
+    ]
+    assert readers
+    for function in readers:
+        [decrypt] = [
+            statement
+            for statement in _statements(_role(cloudformation, function), {SECRET_KEY_GIVEN: True})
+            if "kms:Decrypt" in _as_list(statement["Action"])
+        ]
+        assert decrypt["Condition"] == {
+            "StringEquals": {
+                "kms:ViaService": {"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"},
+                "kms:EncryptionContext:SecretARN": {"Ref": "TwilioAccountsSecretArn"},
+            }
+        }, function
+
+
+def test_the_secrets_key_is_optional_and_must_be_a_key_arn():
+    parameter = load_template()["Parameters"]["TwilioAccountsSecretKmsKeyArn"]
+    pattern = re.compile(parameter["AllowedPattern"])
+    key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+    assert parameter["Default"] == ""
+    assert pattern.fullmatch("")
+    assert pattern.fullmatch(key)
+    assert pattern.fullmatch(key.replace("1234abcd", "mrk-1234abcd"))
+    assert not pattern.fullmatch("arn:aws:kms:us-east-1:123456789012:alias/twilio")
+    assert not pattern.fullmatch("*")
 
 
 @pytest.mark.parametrize("function", sorted(FUNCTIONS))
 def test_only_sams_own_execution_policies_are_attached(cloudformation, function):
-    consumes_a_queue = any(
-        event["Type"] == "SQS" for event in FUNCTIONS[function]["Properties"]["Events"].values()
-    )
-    expected = SAM_EXECUTION_POLICIES | ({SQS_CONSUMER_POLICY} if consumes_a_queue else set())
+    managed = _role(cloudformation, function)["Properties"]["ManagedPolicyArns"]
 
-    assert set(_role(cloudformation, function)["Properties"]["ManagedPolicyArns"]) == expected
+    assert set(managed) == SAM_EXECUTION_POLICIES
 
 
 def test_no_statement_of_any_role_allows_everything(cloudformation):
@@ -137,11 +254,9 @@ def test_no_statement_of_any_role_allows_everything(cloudformation):
         for statement in _statements(role):
             assert statement["Effect"] == "Allow", name
             for action in _as_list(statement["Action"]):
-                assert "*" not in action or action in ALLOWED_WILDCARD_ACTIONS, (name, action)
+                assert "*" not in action, (name, action)
             for resource in _as_list(statement["Resource"]):
-                assert resource != "*", name
-                text = resource if isinstance(resource, str) else str(resource)
-                assert "*" not in text.replace(TABLE_INDEXES, ""), (name, resource)
+                assert "*" not in json.dumps(resource), (name, resource)
 
 
 # ---------------------------------------------------------------------- environment

@@ -7,6 +7,7 @@ import threading
 import traceback
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
+from email.utils import format_datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -19,6 +20,8 @@ from requests.exceptions import ConnectTimeout, ReadTimeout
 from twilio.base.exceptions import TwilioException
 from twilio.rest import Client
 
+from infra.local.moto import free_port
+from infra.local.twilio_standin import TwilioStandIn
 from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, TEST_CONTACT, TEST_SENDER
 from tests.fake_twilio import (
     API,
@@ -36,11 +39,12 @@ from whatsapp_gateway.adapters.twilio_rest import (
     TwilioRest,
     twilio_http_client,
 )
+from whatsapp_gateway.clock import Clock
 from whatsapp_gateway.config import TwilioSettings
 from whatsapp_gateway.domain.addresses import Address
 from whatsapp_gateway.domain.twilio_errors import TwilioCallError
 from whatsapp_gateway.models.accounts import TwilioAccount
-from whatsapp_gateway.models.twilio import SendRequest, SentMessage
+from whatsapp_gateway.models.twilio import ListedMessage, SendRequest, SentMessage
 
 SENDER = Address.parse(TEST_SENDER)
 CONTACT = Address.parse(TEST_CONTACT)
@@ -374,59 +378,110 @@ def test_api_url_keeps_the_query_of_a_next_page_url(fake):
 # --- reconciling: the messages sent to a contact since an attempt ---------------------------
 
 
-def test_messages_to_lists_every_page_of_the_pairs_messages_since_a_time(messages, fake):
+def listed_json(number: int, created_at: datetime, **fields: Any) -> dict[str, Any]:
+    return message_json(
+        message_sid(number),
+        sender=TEST_SENDER,
+        contact=TEST_CONTACT,
+        created_at=created_at,
+        **fields,
+    )
+
+
+def test_messages_to_lists_the_pairs_messages_unfiltered_by_date_sent_across_pages(messages, fake):
+    # Given Twilio holding, newest first: one message it still queues (no date_sent) and one it
+    # sent, then on the next page one created at the very time asked for
     next_page = f"{messages_path()}?PageSize=50&Page=1&PageToken=PASM{'f' * 32}"
     fake.queue(
         Answer(
             200,
             page_json(
                 [
-                    message_json(message_sid(3), sender=TEST_SENDER, contact=TEST_CONTACT),
-                    message_json(
-                        message_sid(2),
-                        sender=TEST_SENDER,
-                        contact=TEST_CONTACT,
-                        status="delivered",
-                        sent_at=SENT_AT,
+                    listed_json(3, SENT_AT + timedelta(seconds=20), body="Still queued"),
+                    listed_json(
+                        2, SENT_AT + timedelta(seconds=10), status="delivered", sent_at=SENT_AT
                     ),
                 ],
                 page=0,
                 next_page_uri=next_page,
             ),
         ),
-        Answer(
-            200,
-            page_json(
-                [message_json(message_sid(1), sender=TEST_SENDER, contact=TEST_CONTACT)],
-                page=1,
-                next_page_uri=None,
-            ),
-        ),
+        Answer(200, page_json([listed_json(1, SENT_AT)], page=1, next_page_uri=None)),
     )
 
+    # When the adapter lists the messages created since SENT_AT
     found = messages.messages_to(ACCOUNT, SENDER, CONTACT, SENT_AT)
 
+    # Then every one of them comes back, newest first, with its creation time and text
     assert found == [
-        SentMessage(sid=message_sid(3), status="queued"),
-        SentMessage(sid=message_sid(2), status="delivered"),
-        SentMessage(sid=message_sid(1), status="queued"),
+        ListedMessage(
+            sid=message_sid(3),
+            status="queued",
+            date_created=SENT_AT + timedelta(seconds=20),
+            body="Still queued",
+        ),
+        ListedMessage(
+            sid=message_sid(2), status="delivered", date_created=SENT_AT + timedelta(seconds=10)
+        ),
+        ListedMessage(sid=message_sid(1), status="queued", date_created=SENT_AT),
     ]
+    # and the pair is asked for without any DateSent filter (it would hide the queued one)
     first, second = fake.requests
     assert (first.method, first.url) == ("GET", API + messages_path())
     assert first.query() == {
         "From": [TEST_SENDER],
         "To": [TEST_CONTACT],
-        "DateSent>": ["2026-11-25T09:00:00Z"],
+        "PageSize": ["50"],
     }
     assert (second.method, second.url) == ("GET", API + next_page)
 
 
-def test_messages_to_sends_the_time_in_utc_whatever_its_zone(messages, fake):
-    fake.queue(Answer(200, page_json([], page=0, next_page_uri=None)))
-    in_madrid = SENT_AT.astimezone(timezone(timedelta(hours=1)))
+def test_messages_to_stops_at_the_first_message_created_before_the_time(messages, fake):
+    # Given a first page ending with a message created a second before the time asked for, and
+    # more pages behind it
+    next_page = f"{messages_path()}?PageSize=50&Page=1&PageToken=PASM{'f' * 32}"
+    fake.queue(
+        Answer(
+            200,
+            page_json(
+                [listed_json(2, SENT_AT), listed_json(1, SENT_AT - timedelta(seconds=1))],
+                page=0,
+                next_page_uri=next_page,
+            ),
+        )
+    )
 
-    assert messages.messages_to(ACCOUNT, SENDER, CONTACT, in_madrid) == []
-    assert fake.requests[0].query()["DateSent>"] == ["2026-11-25T09:00:00Z"]
+    # When the adapter lists the messages created since then
+    found = messages.messages_to(ACCOUNT, SENDER, CONTACT, SENT_AT)
+
+    # Then it keeps the newer one and reads no further page
+    assert [message.sid for message in found] == [message_sid(2)]
+    assert len(fake.requests) == 1
+
+
+def test_messages_to_compares_times_whatever_their_zone(messages, fake):
+    fake.queue(Answer(200, page_json([listed_json(1, SENT_AT)], page=0, next_page_uri=None)))
+    an_hour_ahead_in_madrid = (SENT_AT + timedelta(hours=1)).astimezone(
+        timezone(timedelta(hours=1))
+    )
+
+    assert messages.messages_to(ACCOUNT, SENDER, CONTACT, an_hour_ahead_in_madrid) == []
+
+
+def test_a_listing_that_does_not_reach_the_time_within_its_limit_is_not_taken_as_complete(
+    messages, fake, monkeypatch
+):
+    # Given a limit of three messages, and Twilio listing four created since the time
+    monkeypatch.setattr(twilio_rest, "RECONCILE_LISTING_LIMIT", 3)
+    recent = [listed_json(n, SENT_AT + timedelta(seconds=n)) for n in (4, 3, 2, 1)]
+    fake.queue(Answer(200, page_json(recent, page=0, next_page_uri=None)))
+
+    # When the adapter lists them
+    with pytest.raises(TwilioCallError) as raised:
+        messages.messages_to(ACCOUNT, SENDER, CONTACT, SENT_AT)
+
+    # Then it cannot tell: retry later, and reconcile again before any send
+    assert (raised.value.retryable, raised.value.maybe_sent) == (True, True)
 
 
 def test_messages_to_refuses_a_time_without_a_zone(messages, fake):
@@ -460,6 +515,49 @@ def test_an_answer_the_sdk_cannot_read_is_not_passed_off_as_a_refusal(messages, 
 
     with pytest.raises(TwilioException, match="can not be deserialized"):
         messages.messages_to(ACCOUNT, SENDER, CONTACT, SENT_AT)
+
+
+# --- the local stand-in lists as Twilio does -------------------------------------------------
+
+
+@pytest.fixture
+def stand_in() -> Iterator[tuple[TwilioStandIn, str]]:
+    """The local stand-in, and its URL."""
+    twilio = TwilioStandIn(
+        account_sid=TEST_ACCOUNT_SID, auth_token=TEST_AUTH_TOKEN, clock=Clock(SENT_AT)
+    )
+    yield twilio, twilio.start(free_port())
+    twilio.stop()
+
+
+def test_the_stand_in_lists_a_message_it_still_queues_but_no_date_sent_filter_matches_it(
+    stand_in,
+):
+    # Given the gateway's adapter pointed at the stand-in, which took a message it has not
+    # sent yet (no status callback URL: it stays queued)
+    twilio, url = stand_in
+    messages = TwilioRest(settings(TWILIO_API_URL=url))
+    sent = messages.send(ACCOUNT, text())
+    [held] = twilio.messages.values()
+    assert (held["status"], held["date_sent"]) == ("queued", None)
+
+    # When the worker's reconciling listing asks for the pair's messages since the send
+    found = messages.messages_to(ACCOUNT, SENDER, CONTACT, SENT_AT - timedelta(minutes=2))
+
+    # Then the queued message is there
+    assert [message.sid for message in found] == [sent.sid]
+    # but a DateSent filter, as Twilio applies it, leaves it out until it is sent
+    client = Client(
+        TEST_ACCOUNT_SID,
+        TEST_AUTH_TOKEN,
+        http_client=twilio_http_client(settings(TWILIO_API_URL=url)),
+    )
+    since = SENT_AT - timedelta(minutes=2)
+    assert client.messages.list(to=TEST_CONTACT, date_sent_after=since) == []
+    held["date_sent"] = format_datetime(SENT_AT)
+    assert [m.sid for m in client.messages.list(to=TEST_CONTACT, date_sent_after=since)] == [
+        sent.sid
+    ]
 
 
 # --- the SDK's own HTTP client, over a socket -----------------------------------------------

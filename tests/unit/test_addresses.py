@@ -84,3 +84,31 @@ def test_masked_keeps_only_the_last_four_characters():
     assert bsuid.masked == "whatsapp:***1918"
     assert PHONE not in phone.masked
     assert BSUID not in bsuid.masked
+
+
+ARABIC_INDIC, EXTENDED_ARABIC_INDIC, DEVANAGARI, FULLWIDTH = 0x0660, 0x06F0, 0x0966, 0xFF10
+
+
+def digits_in(zero: int, digits: str) -> str:
+    """``digits`` written with the script whose digit zero is the code point ``zero``."""
+    return "".join(chr(zero + int(digit)) for digit in digits)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "+1" + digits_in(ARABIC_INDIC, "5005550006"),  # int() reads it as 15005550006
+        "+" + digits_in(EXTENDED_ARABIC_INDIC, "15005550006"),
+        "+" + digits_in(FULLWIDTH, "15005550006"),
+        "+" + digits_in(DEVANAGARI, "15005550006"),
+        "+1500555000" + digits_in(FULLWIDTH, "6"),  # one digit among ASCII ones
+        "US." + digits_in(ARABIC_INDIC, "13491208655"),  # a BSUID
+    ],
+    ids=["arabic-indic", "extended-arabic-indic", "fullwidth", "devanagari", "one-digit", "bsuid"],
+)
+def test_only_ascii_digits_make_an_identity(value):
+    # Python's \d and int() accept every script's digits: one person would have two identities
+    with pytest.raises(InvalidAddressError):
+        Address.from_id(value)
+    with pytest.raises(InvalidAddressError):
+        Address.parse(f"whatsapp:{value}")

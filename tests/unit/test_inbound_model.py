@@ -214,3 +214,121 @@ def test_invalid_webhook_is_rejected(fields):
     with pytest.raises(ValidationError) as raised:
         InboundMessage.model_validate(data)
     assert [error["loc"] for error in raised.value.errors()] == [(next(iter(fields)),)]
+
+
+# ---------------------------------------------------------------------- hostile input
+
+
+@pytest.mark.parametrize(
+    ("latitude", "longitude"),
+    [
+        ("nan", "-122.39"),
+        ("37.78", "nan"),
+        ("inf", "-122.39"),
+        ("37.78", "-inf"),
+        ("1e200", "-122.39"),
+        ("90.0001", "-122.39"),
+        ("-90.0001", "-122.39"),
+        ("37.78", "180.0001"),
+        ("37.78", "-180.0001"),
+    ],
+)
+def test_a_location_off_the_globe_is_rejected(latitude, longitude):
+    with pytest.raises(ValidationError) as raised:
+        InboundMessage.model_validate(form(Latitude=latitude, Longitude=longitude))
+
+    assert {error["loc"][0] for error in raised.value.errors()} == {"location"}
+
+
+@pytest.mark.parametrize(("latitude", "longitude"), [("90", "180"), ("-90", "-180"), ("0", "0")])
+def test_the_poles_and_the_antimeridian_are_on_the_globe(latitude, longitude):
+    message = InboundMessage.model_validate(form(Latitude=latitude, Longitude=longitude))
+
+    assert message.location is not None
+    assert (message.location.latitude, message.location.longitude) == (
+        float(latitude),
+        float(longitude),
+    )
+
+
+def test_ten_media_are_the_most_a_message_carries():
+    fields = {f"MediaUrl{i}": f"https://api.twilio.com/media/ME{i}" for i in range(10)}
+
+    message = InboundMessage.model_validate(form(NumMedia="10", **fields))
+
+    assert [media.url for media in message.media] == list(fields.values())
+
+
+@pytest.mark.parametrize("num_media", ["11", "3000000", "9" * 5000, "\u0663", "-1", "1.5"])
+def test_a_num_media_that_is_not_0_to_10_in_ascii_digits_is_rejected(num_media):
+    with pytest.raises(ValidationError) as raised:
+        InboundMessage.model_validate(form(NumMedia=num_media))
+
+    assert [error["loc"] for error in raised.value.errors()] == [("NumMedia",)]
+
+
+class CountingFields(dict[str, str]):
+    """The form's fields, counting every lookup by name."""
+
+    lookups = 0
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.lookups += 1
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> str:
+        self.lookups += 1
+        return super().__getitem__(key)
+
+
+def test_grouping_the_media_looks_up_no_more_fields_than_the_form_has():
+    # Given a form that claims three million media and carries none
+    fields = CountingFields(form(NumMedia="3000000"))
+
+    # When it is validated (and refused)
+    with pytest.raises(ValidationError):
+        InboundMessage.model_validate(fields)
+
+    # Then the grouping's work followed the fields present, not NumMedia
+    assert fields.lookups <= len(fields)
+
+
+@pytest.mark.parametrize(
+    "index", ["\u0660", "\uff10", "00", "10"], ids=["arabic-indic", "fullwidth", "00", "10"]
+)
+def test_a_media_field_with_an_index_twilio_never_writes_is_kept_as_sent(index):
+    # Twilio numbers media 0 to 9 in ASCII digits: anything else is no media, but is kept
+    fields = {f"MediaUrl{index}": "https://api.twilio.com/media/ME0"}
+
+    message = InboundMessage.model_validate(form(NumMedia="0", **fields))
+
+    assert message.media == ()
+    assert message.twilio_extra_fields == fields
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("MessageSid", "SM" + "\u0660" * 32),
+        ("MessageSid", "SM" + "\uff10" * 32),
+        ("MessageSid", "SM" + "a" * 32 + "\n"),
+        ("AccountSid", "AC" + "\u0661" * 32),
+        ("AccountSid", "AC" + "1" * 32 + "\n"),
+        ("From", "whatsapp:+1\u0665\u0660\u0660\u0665\u0665\u0665\u0660\u0660\u0660\u0666"),
+        ("To", "whatsapp:+14155238\uff18\uff18\uff16"),
+    ],
+    ids=[
+        "sid-arabic-indic-digits",
+        "sid-fullwidth-digits",
+        "sid-trailing-newline",
+        "account-arabic-indic-digits",
+        "account-trailing-newline",
+        "from-arabic-indic-digits",
+        "to-fullwidth-digits",
+    ],
+)
+def test_identities_are_ascii_only(field, value):
+    with pytest.raises(ValidationError) as raised:
+        InboundMessage.model_validate(form(**{field: value}))
+
+    assert [error["loc"] for error in raised.value.errors()] == [(field,)]

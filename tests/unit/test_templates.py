@@ -67,6 +67,21 @@ def test_missing_variables_are_listed_in_natural_order():
     assert missing == ["2", "10", "city", "name"]
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["\u00b2", "\u0665", "\uff11", "\u2460"],
+    ids=["superscript-two", "arabic-indic-five", "fullwidth-one", "circled-one"],
+)
+def test_a_name_of_non_ascii_digits_is_sorted_as_a_name_not_a_number(name):
+    # Given a variable whose name Python calls a digit but int() cannot read (or reads as
+    # another number than the template's {{5}})
+    variables = {name: "", "2": "\n", "10": "a\tb"}
+
+    # Then it is listed after the numbers, as a name, and nothing raises
+    assert invalid_variables(variables) == ["2", "10", name]
+    assert missing_variables(template(placeholders=frozenset({name, "1"})), {}) == ["1", name]
+
+
 # --- invalid variables ----------------------------------------------------------------------
 
 

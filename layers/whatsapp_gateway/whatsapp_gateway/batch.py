@@ -6,6 +6,7 @@ failure holds back its own group's later records and no other group's. The failu
 group make up the batch's ``batchItemFailures`` (the event source's ReportBatchItemFailures).
 """
 
+import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -43,3 +44,18 @@ def process_fifo_groups_concurrently(
     with ThreadPoolExecutor(max_workers=min(max_workers, len(groups))) as pool:
         failures = [failure for group in pool.map(process, groups.values()) for failure in group]
     return {"batchItemFailures": failures}
+
+
+def failure_fields(error: BaseException, frames: int = 8) -> dict[str, object]:
+    """What a log line says of a record that failed unexpectedly: the error's type and where it
+    was raised (the innermost ``frames`` of its traceback), and never its text, which may quote
+    a phone number, a body or a request URL. A wrapped error (``raise ... from``) is described
+    by its cause."""
+    cause = error.__cause__ or error
+    return {
+        "error_type": type(cause).__name__,
+        "error_at": [
+            f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} in {frame.name}"
+            for frame in traceback.extract_tb(cause.__traceback__)[-frames:]
+        ],
+    }

@@ -4,7 +4,7 @@ without loading Powertools' event handler."""
 
 import json
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 
 class ApiError(Exception):
@@ -17,8 +17,20 @@ class ApiError(Exception):
         self.message = message
 
 
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorAnswer(BaseModel):
+    """The body of every JSON error answer (the API's OpenAPI document declares it)."""
+
+    error: ErrorDetail
+
+
 def error_body(code: str, message: str) -> str:
-    return json.dumps({"error": {"code": code, "message": message}})
+    # json, not pydantic's serializer: a message may quote input with a lone surrogate.
+    return json.dumps(ErrorAnswer(error=ErrorDetail(code=code, message=message)).model_dump())
 
 
 def describe(error: ValidationError) -> str:

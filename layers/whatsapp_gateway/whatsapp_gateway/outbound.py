@@ -3,6 +3,7 @@ record. The API accepts it and enqueues it; the worker (``sending``) checks the 
 right before Twilio is called. A refused message never reaches Twilio.
 """
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -44,6 +45,8 @@ class OutboundRecord:
     template_sid: str | None = None
     twilio_sid: str | None = None
     attempt_started_at: datetime | None = None
+    # The send worker's attempts at it (its deliveries that got as far as reading the message).
+    attempts: int = 0
     error_code: str | None = None
     history: tuple[StatusEntry, ...] = ()
     # Status changes whose events a crash kept from the bus: published by the next delivery.
@@ -85,7 +88,7 @@ def resolve_sender(
     account = accounts.account_of(sender)
     if account is None:
         raise PolicyViolationError(
-            PolicyCode.UNKNOWN_SENDER, f"{sender} is not a WhatsApp sender of this gateway"
+            PolicyCode.UNKNOWN_SENDER, f"{sender.masked} is not a WhatsApp sender of this gateway"
         )
     return sender, account
 
@@ -125,6 +128,8 @@ def _template(
 
 
 class AcceptStore(Protocol):
+    def outbound_message(self, message_id: str) -> OutboundRecord | None: ...
+
     def create_accepted(self, record: OutboundRecord) -> None: ...
 
     def record_failed(
@@ -136,10 +141,33 @@ class Enqueuer(Protocol):
     def enqueue(self, *, message_id: str, sender: Address, contact: Address, body: str) -> None: ...
 
 
+# The namespace of the ids derived from an Idempotency-Key: never to change, or the retry of an
+# earlier key would get another id.
+_KEYED_MESSAGE_IDS = uuid.UUID("5b0c3f0e-8a4e-4c1b-9d3a-2f6b7c8d9e10")
+
+
+def new_message_id() -> str:
+    return uuid.uuid4().hex
+
+
+def keyed_message_id(caller_key: str) -> str:
+    """The id of the message a caller's Idempotency-Key names: the same for every retry, so
+    that a retry after a crash that lost the first answer finds the first message."""
+    return uuid.uuid5(_KEYED_MESSAGE_IDS, caller_key).hex
+
+
+class IdempotencyKeyReusedError(ApiError):
+    def __init__(self) -> None:
+        super().__init__(
+            409, "idempotency_key_reused", "this Idempotency-Key was used with another body"
+        )
+
+
 def accept_message(
     request: SendMessageRequest,
     *,
     message_id: str,
+    keyed: bool,
     accounts: TwilioAccounts,
     state: PolicyReader,
     templates: TemplateReader,
@@ -147,22 +175,38 @@ def accept_message(
     queue: Enqueuer,
     now: datetime,
 ) -> Accepted:
-    """Checks the policy, records the message as accepted and enqueues it for the worker."""
+    """Checks the policy, records the message as accepted and enqueues it for the worker.
+
+    ``keyed``: ``message_id`` comes from the caller's Idempotency-Key, so the caller's retry of
+    a request that died half-way reaches this message again, whatever the rules say by then."""
+    if keyed and (recorded := store.outbound_message(message_id)) is not None:
+        if recorded.request != request:
+            raise IdempotencyKeyReusedError
+        if recorded.status is MessageStatus.ACCEPTED:
+            # The first try may have died before the queue took it; the queue deduplicates by
+            # id, and the worker never sends a message twice if it did.
+            _enqueue(recorded, queue)
+        return Accepted(id=message_id)
     decision = decide(request, accounts=accounts, state=state, templates=templates, now=now)
     record = _record(message_id, request, decision, now)
     store.create_accepted(record)
     try:
-        queue.enqueue(
-            message_id=message_id,
-            sender=record.sender,
-            contact=record.contact,
-            body=request.model_dump_json(by_alias=True, exclude_defaults=True),
-        )
+        _enqueue(record, queue)
     except Exception:
-        # Never left accepted without a way to be sent: the caller's retry makes a new one.
-        store.record_failed(message_id, "enqueue_failed", "the send queue refused it", now)
+        if not keyed:
+            # Never left accepted without a way to be sent (a keyed retry enqueues it).
+            store.record_failed(message_id, "enqueue_failed", "the send queue refused it", now)
         raise
     return Accepted(id=message_id)
+
+
+def _enqueue(record: OutboundRecord, queue: Enqueuer) -> None:
+    queue.enqueue(
+        message_id=record.message_id,
+        sender=record.sender,
+        contact=record.contact,
+        body=record.request.model_dump_json(by_alias=True, exclude_defaults=True),
+    )
 
 
 def _record(

@@ -7,10 +7,15 @@ is marked. Whoever handles the same work after a crash (Twilio's retry, SQS's re
 finds the entry unpublished and publishes it, so no event is lost. The conversation window is
 opened once (a conditional write), and its event is repeated only for the message that opened
 it.
+
+A callback acts only on a message of the account that signed it, and only under the Twilio SID
+the message was sent with: one account's token cannot move another account's messages, and a
+message not yet handed to Twilio cannot be reported on.
 """
 
 from collections.abc import Sequence
 from datetime import datetime
+from enum import StrEnum
 from typing import Protocol
 
 from whatsapp_gateway.domain.addresses import Address
@@ -21,6 +26,16 @@ from whatsapp_gateway.models.messages import StatusCallback, StatusEntry
 from whatsapp_gateway.outbound import OutboundRecord
 
 
+class Ignored(StrEnum):
+    """Why a callback Twilio signed changed nothing (it is acknowledged all the same: Twilio
+    would retry an error, and a retry would change nothing either)."""
+
+    UNTRACKED_STATUS = "untracked_status"
+    UNKNOWN_MESSAGE = "unknown_message"
+    # Another account's message, another SID than the one it was sent with, or not sent yet.
+    NOT_ITS_MESSAGE = "not_its_message"
+
+
 class StatusStore(Protocol):
     def message_id_of(self, twilio_sid: str) -> str | None: ...
 
@@ -29,11 +44,12 @@ class StatusStore(Protocol):
         message_id: str,
         status: MessageStatus,
         *,
+        account_sid: str,
         twilio_sid: str,
         at: datetime,
         error_code: str | None,
         error_message: str | None,
-    ) -> OutboundRecord | None: ...
+    ) -> OutboundRecord | Ignored: ...
 
     def mark_published(self, message_id: str, statuses: list[MessageStatus]) -> None: ...
 
@@ -56,20 +72,25 @@ def receive_status_callback(
     conversations: ConversationStore,
     events: EventPublisher,
     now: datetime,
-) -> OutboundRecord | None:
-    """Applies Twilio's status callback; None when it names no message of the gateway."""
+) -> OutboundRecord | Ignored:
+    """Applies Twilio's status callback: the message as it stands after it, or why it changed
+    nothing."""
+    status = callback.status
+    if status is None:
+        return Ignored.UNTRACKED_STATUS
     message_id = message_id or store.message_id_of(callback.message_sid)
     if message_id is None:
-        return None
+        return Ignored.UNKNOWN_MESSAGE
     record = store.apply_status(
         message_id,
-        callback.status,
+        status,
+        account_sid=callback.account_sid,
         twilio_sid=callback.message_sid,
         at=now,
         error_code=None if callback.error_code is None else str(callback.error_code),
         error_message=callback.error_message,
     )
-    if record is not None:
+    if not isinstance(record, Ignored):
         publish_status_changes(record, store=store, conversations=conversations, events=events)
     return record
 

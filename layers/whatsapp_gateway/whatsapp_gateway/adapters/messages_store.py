@@ -8,7 +8,7 @@ unpublished entry that the next delivery of the same work publishes.
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from whatsapp_gateway.adapters.dynamodb_items import (
     expression_values,
@@ -28,9 +28,11 @@ from whatsapp_gateway.models.messages import (
     TemplateView,
 )
 from whatsapp_gateway.outbound import OutboundRecord
+from whatsapp_gateway.status_changes import Ignored
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import UpdateItemOutputTypeDef
 
 TWILIO_SID_INDEX = "by_twilio_sid"
 
@@ -59,6 +61,13 @@ class MessagesStore:
         items = answer.get("Items", [])
         return str(from_item(items[0])["message_id"]) if items else None
 
+    def outbound_message(self, message_id: str) -> OutboundRecord | None:
+        """An outbound message the API recorded, as it stands now."""
+        answer = self._client.get_item(
+            TableName=self._messages, Key=_key(message_id), ConsistentRead=True
+        )
+        return _record(from_item(answer["Item"])) if "Item" in answer else None
+
     # ------------------------------------------------------------------ writes
 
     def create_accepted(self, record: OutboundRecord) -> None:
@@ -81,32 +90,52 @@ class MessagesStore:
     def claim_attempt(self, record: OutboundRecord, now: datetime) -> OutboundRecord | None:
         """Records an attempt to send (creating the message when it was enqueued directly) and
         returns the message as it was before: None when new."""
+        answer = self._count_attempt(record, now, reaching_twilio=True, returning="ALL_OLD")
+        old = answer.get("Attributes")
+        return _record(from_item(old)) if old else None
+
+    def count_attempt(self, record: OutboundRecord, now: datetime) -> int:
+        """Counts an attempt that failed before it could be claimed (creating the message when
+        it was enqueued directly), so that one failing there every time is given up on too;
+        the attempts so far, this one included."""
+        answer = self._count_attempt(record, now, reaching_twilio=False, returning="UPDATED_NEW")
+        return int(from_item(answer["Attributes"])["attempts"])
+
+    def _count_attempt(
+        self,
+        record: OutboundRecord,
+        now: datetime,
+        *,
+        reaching_twilio: bool,
+        returning: Literal["ALL_OLD", "UPDATED_NEW"],
+    ) -> "UpdateItemOutputTypeDef":
+        """One more attempt at the message; ``reaching_twilio``: this one may call Twilio, so a
+        later one reconciles from its start."""
         fields = _fields(record)
         del fields["message_id"]  # the key
-        answer = self._client.update_item(
+        started = ", attempt_started_at = if_not_exists(attempt_started_at, :now)"
+        return self._client.update_item(
             TableName=self._messages,
             Key=_key(record.message_id),
             UpdateExpression="SET "
             + ", ".join(f"#{name} = if_not_exists(#{name}, :{name})" for name in fields)
             + ", #status = if_not_exists(#status, :accepted)"
             ", status_history = if_not_exists(status_history, :history)"
-            ", attempt_started_at = if_not_exists(attempt_started_at, :now)"
-            ", attempts = if_not_exists(attempts, :zero) + :one",
+            + (started if reaching_twilio else "")
+            + ", attempts = if_not_exists(attempts, :zero) + :one",
             ExpressionAttributeNames={f"#{name}": name for name in fields} | {"#status": "status"},
             ExpressionAttributeValues={
                 **{f":{name}": to_value(value) for name, value in fields.items()},
                 **expression_values(
                     accepted=MessageStatus.ACCEPTED.value,
-                    now=int(now.timestamp()),
                     zero=0,
                     one=1,
+                    **({"now": int(now.timestamp())} if reaching_twilio else {}),
                 ),
                 ":history": to_value({MessageStatus.ACCEPTED.value: _entry(now, published=True)}),
             },
-            ReturnValues="ALL_OLD",
+            ReturnValues=returning,
         )
-        old = answer.get("Attributes")
-        return _record(from_item(old)) if old else None
 
     def release_attempt(self, message_id: str) -> None:
         """Twilio answered that it did not take the message: the next try needs no
@@ -156,11 +185,20 @@ class MessagesStore:
             )
 
     def record_failed(
-        self, message_id: str, code: str, message: str, now: datetime
+        self,
+        message_id: str,
+        code: str,
+        message: str,
+        now: datetime,
+        *,
+        draft: OutboundRecord | None = None,
     ) -> OutboundRecord | None:
         """Ends a message Twilio never took (or refused): failed, with the reason. Returns the
-        message with its unpublished change, or None when there is nothing to announce (it
-        was sent or ended meanwhile, or it was enqueued directly and is not even valid)."""
+        message with its unpublished change: this one, or the failure recorded before (with
+        this reason or another) whose event has not gone out yet. None when there is nothing
+        to announce: it was sent or ended meanwhile, or it was never recorded and no ``draft``
+        says what it is (an invalid message enqueued directly). A message never recorded is
+        recorded failed, from ``draft`` when there is one."""
         entry = _entry(now, published=False, error_code=code, error_message=message)
         may_fail, fail_values = _may_move_to(MessageStatus.FAILED)
         try:
@@ -183,25 +221,29 @@ class MessagesStore:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except self._client.exceptions.ConditionalCheckFailedException as error:
-            if error.response.get("Item"):
+            old: Mapping[str, Any] = error.response.get("Item") or {}  # type: ignore[assignment]
+            if old:
+                stored = from_item(old)
+                failed = stored.get("status_history", {}).get(MessageStatus.FAILED.value, {})
+                if "request" in stored and not failed.get("published", True):
+                    return _record(stored)  # failed before, its event not out yet
                 return None  # sent or ended meanwhile: the earlier outcome stands
-            # Enqueued directly and refused before it could be recorded.
+            # Never recorded: enqueued directly, and refused or dead-lettered before that.
+            item = {
+                **(_fields(draft) if draft else {"message_id": message_id}),
+                "direction": "outbound",
+                "created_at": iso(now),
+                "status": MessageStatus.FAILED.value,
+                "error_code": code,
+                "error_message": message,
+                "status_history": {MessageStatus.FAILED.value: entry},
+            }
             self._client.put_item(
                 TableName=self._messages,
-                Item=to_item(
-                    {
-                        "message_id": message_id,
-                        "direction": "outbound",
-                        "created_at": iso(now),
-                        "status": MessageStatus.FAILED.value,
-                        "error_code": code,
-                        "error_message": message,
-                        "status_history": {MessageStatus.FAILED.value: entry},
-                    }
-                ),
+                Item=to_item(item),
                 ConditionExpression="attribute_not_exists(message_id)",
             )
-            return None
+            return _record(item) if draft else None
         return _record(from_item(answer["Attributes"]))
 
     def apply_status(
@@ -209,17 +251,20 @@ class MessagesStore:
         message_id: str,
         status: MessageStatus,
         *,
+        account_sid: str,
         twilio_sid: str,
         at: datetime,
         error_code: str | None,
         error_message: str | None,
-    ) -> OutboundRecord | None:
+    ) -> OutboundRecord | Ignored:
         """Moves the message to ``status`` if that is forward (an unpublished history entry
-        records the change); otherwise only keeps the status in the history, once. None for an
-        unknown message."""
+        records the change); otherwise only keeps the status in the history, once. Changes
+        nothing for an unknown message, or one the callback is not of (_OF_ITS_MESSAGE): both
+        are checked in the same conditional write, so a callback still costs the same calls."""
         entry = _entry(at, published=False, error_code=error_code, error_message=error_message)
         names = {"#status": "status", "#entry": status.value}
         may_move, move_values = _may_move_to(status)
+        its_values = expression_values(account=account_sid, sid=twilio_sid)
         error_fields = ""
         error_values: dict[str, Any] = {}
         if error_code is not None or error_message is not None:
@@ -231,10 +276,11 @@ class MessagesStore:
                 Key=_key(message_id),
                 UpdateExpression="SET #status = :status, status_history.#entry = :entry, "
                 "twilio_sid = if_not_exists(twilio_sid, :sid)" + error_fields,
-                ConditionExpression=f"direction = :outbound AND {may_move}",
+                ConditionExpression=f"direction = :outbound AND {_OF_ITS_MESSAGE} AND {may_move}",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues={
-                    **expression_values(status=status.value, sid=twilio_sid, outbound="outbound"),
+                    **expression_values(status=status.value, outbound="outbound"),
+                    **its_values,
                     **error_values,
                     **move_values,
                     ":entry": to_value(entry),
@@ -246,25 +292,31 @@ class MessagesStore:
             old: Mapping[str, Any] = error.response.get("Item") or {}  # type: ignore[assignment]
             stored = from_item(old)
             if stored.get("direction") != "outbound" or "request" not in stored:
-                return None
+                return Ignored.UNKNOWN_MESSAGE
+            if not _is_its_message(stored, account_sid=account_sid, twilio_sid=twilio_sid):
+                return Ignored.NOT_ITS_MESSAGE
             if status.value in stored.get("status_history", {}) and stored.get("twilio_sid"):
                 # A duplicate (or the `queued` the worker recorded): nothing left to write.
                 return _record(stored)
             # Out of order: the status stays, the history keeps it once.
-            answer = self._client.update_item(
-                TableName=self._messages,
-                Key=_key(message_id),
-                UpdateExpression="SET status_history.#entry = "
-                "if_not_exists(status_history.#entry, :entry), "
-                "twilio_sid = if_not_exists(twilio_sid, :sid)",
-                ExpressionAttributeNames={"#entry": status.value},
-                ExpressionAttributeValues={
-                    # Kept as a fact, but the message never took this status: no event.
-                    ":entry": to_value({**entry, "published": True, "ignored": True}),
-                    **expression_values(sid=twilio_sid),
-                },
-                ReturnValues="ALL_NEW",
-            )
+            try:
+                answer = self._client.update_item(
+                    TableName=self._messages,
+                    Key=_key(message_id),
+                    UpdateExpression="SET status_history.#entry = "
+                    "if_not_exists(status_history.#entry, :entry), "
+                    "twilio_sid = if_not_exists(twilio_sid, :sid)",
+                    ConditionExpression=_OF_ITS_MESSAGE,
+                    ExpressionAttributeNames={"#entry": status.value},
+                    ExpressionAttributeValues={
+                        # Kept as a fact, but the message never took this status: no event.
+                        ":entry": to_value({**entry, "published": True, "ignored": True}),
+                        **its_values,
+                    },
+                    ReturnValues="ALL_NEW",
+                )
+            except self._client.exceptions.ConditionalCheckFailedException:
+                return Ignored.NOT_ITS_MESSAGE  # the worker recorded another SID meanwhile
         return _record(from_item(answer["Attributes"]))
 
     def mark_published(self, message_id: str, statuses: list[MessageStatus]) -> None:
@@ -280,6 +332,25 @@ class MessagesStore:
 
 def _key(message_id: str) -> dict[str, Any]:
     return {"message_id": {"S": message_id}}
+
+
+# The message a status callback may act on: of the account that signed the callback, sent under
+# the SID it reports, or, until the worker records that SID, one whose send has started (Twilio
+# may report before the worker's write lands). A message never handed to Twilio has no status
+# Twilio could report.
+_OF_ITS_MESSAGE = (
+    "account_sid = :account AND (twilio_sid = :sid"
+    " OR (attribute_not_exists(twilio_sid) AND attribute_exists(attempt_started_at)))"
+)
+
+
+def _is_its_message(stored: Mapping[str, Any], *, account_sid: str, twilio_sid: str) -> bool:
+    """_OF_ITS_MESSAGE, read from the stored message."""
+    if stored.get("account_sid") != account_sid:
+        return False
+    if "twilio_sid" in stored:
+        return bool(stored["twilio_sid"] == twilio_sid)
+    return "attempt_started_at" in stored
 
 
 def _may_move_to(status: MessageStatus) -> tuple[str, dict[str, Any]]:
@@ -354,6 +425,7 @@ def _record(item: Mapping[str, Any]) -> OutboundRecord:
         attempt_started_at=from_epoch(item["attempt_started_at"])
         if "attempt_started_at" in item
         else None,
+        attempts=int(item.get("attempts", 0)),
         error_code=item.get("error_code"),
         history=_history(item),
         unpublished=_history(item, unpublished_only=True),

@@ -12,7 +12,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import override
 from urllib.parse import urlsplit
 
@@ -27,13 +27,14 @@ from twilio.http import HttpClient
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
+from twilio.rest.api.v2010.account.message import MessageInstance
 
 from whatsapp_gateway.config import TwilioSettings
 from whatsapp_gateway.domain.addresses import Address
 from whatsapp_gateway.domain.twilio_errors import TwilioCallError, is_retryable
 from whatsapp_gateway.models.accounts import TwilioAccount
 from whatsapp_gateway.models.content import ContentAndApprovals
-from whatsapp_gateway.models.twilio import SendRequest, SentMessage
+from whatsapp_gateway.models.twilio import ListedMessage, SendRequest, SentMessage
 
 # The SDK's HTTP client logs every request's parameters (numbers, bodies) at INFO: its logger
 # here keeps warnings only, whoever configures logging.
@@ -44,6 +45,11 @@ _CONTENT_FIELDS = tuple(ContentAndApprovals.model_fields)
 
 # The SDK puts this before Twilio's own message when a create is refused.
 _SDK_CREATE_PREFIX = "Unable to create record: "
+
+# Reconciling reads the pair's messages a page at a time (Twilio's default page), and gives up
+# on telling after this many: one contact's messages go out one at a time.
+RECONCILE_PAGE_SIZE = 50
+RECONCILE_LISTING_LIMIT = 200
 
 
 class TwilioRest:
@@ -76,21 +82,38 @@ class TwilioRest:
 
     def messages_to(
         self, account: TwilioAccount, sender: Address, contact: Address, since: datetime
-    ) -> list[SentMessage]:
-        """The account's messages from ``sender`` to ``contact`` sent since ``since`` (aware),
-        every page: how an attempt Twilio may have accepted before the worker died is
-        reconciled before it is sent again."""
+    ) -> list[ListedMessage]:
+        """The account's messages from ``sender`` to ``contact`` created since ``since``
+        (aware), newest first: how an attempt Twilio may have accepted before the worker died
+        is reconciled before it is sent again.
+
+        Not filtered by DateSent: Twilio leaves ``date_sent`` null until it actually sends a
+        message, and a DateSent filter leaves out every message it still queues. Twilio lists
+        newest first (by SID, close to creation time: ``since`` carries the slack), so the
+        pages are read until a message created before ``since``; a listing that does not get
+        there within RECONCILE_LISTING_LIMIT messages raises a retryable TwilioCallError
+        rather than being taken for complete."""
         if since.utcoffset() is None:
             raise ValueError("since must be timezone-aware")
         client = self._client(account)
+        found: list[ListedMessage] = []
         with _as_call_error():
-            found = client.messages.list(
-                from_=sender.whatsapp,
-                to=contact.whatsapp,
-                # The SDK formats the time as UTC without converting it.
-                date_sent_after=since.astimezone(UTC),
+            listed = client.messages.stream(
+                from_=sender.whatsapp, to=contact.whatsapp, page_size=RECONCILE_PAGE_SIZE
             )
-        return [SentMessage(sid=message.sid, status=message.status) for message in found]
+            for message in listed:
+                if message.date_created is not None and message.date_created < since:
+                    break
+                if len(found) == RECONCILE_LISTING_LIMIT:
+                    raise TwilioCallError(
+                        retryable=True,
+                        maybe_sent=True,
+                        status=None,
+                        code=None,
+                        message=f"over {RECONCILE_LISTING_LIMIT} messages to the contact listed",
+                    )
+                found.append(_listed(message))
+        return found
 
     def templates(self, account: TwilioAccount) -> list[ContentAndApprovals]:
         """Every template of the account with its WhatsApp approval, every page (1,000 a page,
@@ -114,6 +137,15 @@ class TwilioRest:
                 cached = (token, Client(account.account_sid, token, http_client=self._http))
                 self._clients[account.account_sid] = cached
             return cached[1]
+
+
+def _listed(message: MessageInstance) -> ListedMessage:
+    return ListedMessage(
+        sid=message.sid,
+        status=message.status,
+        date_created=message.date_created,
+        body=message.body or "",
+    )
 
 
 def twilio_http_client(settings: TwilioSettings, transport: HttpClient | None = None) -> HttpClient:

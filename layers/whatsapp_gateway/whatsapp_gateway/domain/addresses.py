@@ -5,9 +5,11 @@ import re
 from dataclasses import dataclass
 
 PREFIX = "whatsapp:"
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+# ASCII digits only: Python's \d takes every script's digits, and the same number written in
+# Arabic-Indic digits would be a second identity. Matched whole: "$" lets a trailing newline in.
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 # BSUID: ISO country code, a dot, up to 128 alphanumerics (an "ENT." parent id in between).
-_BSUID = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}$")
+_BSUID = re.compile(r"[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}")
 
 
 class InvalidAddressError(ValueError):
@@ -31,7 +33,7 @@ class Address:
     def from_id(cls, value: str) -> "Address":
         """Accepts an E.164 number (``+15551234567``) or a BSUID, with or without the prefix."""
         bare = value.removeprefix(PREFIX).strip()
-        if not (_E164.match(bare) or _BSUID.match(bare)):
+        if not (_E164.fullmatch(bare) or _BSUID.fullmatch(bare)):
             raise InvalidAddressError(
                 "expected an E.164 phone number (+15551234567) or a WhatsApp user id"
             )

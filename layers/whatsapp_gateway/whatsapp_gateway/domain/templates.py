@@ -86,4 +86,6 @@ def invalid_variables(variables: Mapping[str, str]) -> list[str]:
 
 
 def _natural(name: str) -> tuple[int, str]:
-    return (int(name), "") if name.isdigit() else (10**9, name)
+    # ASCII digits only: str.isdigit() is also true for "²" (int() raises) and for the
+    # Arabic-Indic five (read as 5).
+    return (int(name), "") if name.isascii() and name.isdigit() else (10**9, name)

@@ -5,15 +5,19 @@ Fields Twilio adds later are kept (``model_extra``), never rejected.
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from whatsapp_gateway.models.accounts import ACCOUNT_SID_PATTERN
 from whatsapp_gateway.models.fields import WhatsAppAddress
 
+# Explicit ASCII ranges, never \d or \w: other scripts' digits would pass.
 MESSAGE_SID_PATTERN = r"^(SM|MM)[0-9a-fA-F]{32}$"
-_MEDIA_FIELD = re.compile(r"^Media(Url|ContentType)(\d+)$")
+# A message carries at most 10 media (Twilio's limit), numbered MediaUrl0 to MediaUrl9.
+MAX_MEDIA = 10
+_MEDIA_COUNTS = frozenset(str(count) for count in range(MAX_MEDIA + 1))
+_MEDIA_FIELD = re.compile(r"Media(?P<part>Url|ContentType)(?P<index>[0-9])")
 
 
 class Media(BaseModel):
@@ -42,8 +46,8 @@ class Referral(BaseModel):
 class Location(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    latitude: float
-    longitude: float
+    latitude: Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
+    longitude: Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
     address: str | None = None
     label: str | None = None
 
@@ -57,7 +61,7 @@ class InboundMessage(BaseModel):
     from_: WhatsAppAddress = Field(alias="From")
     to: WhatsAppAddress = Field(alias="To")
     body: str = Field("", alias="Body")
-    num_media: NonNegativeInt = Field(0, alias="NumMedia")
+    num_media: int = Field(0, alias="NumMedia", ge=0, le=MAX_MEDIA)
     media: tuple[Media, ...] = ()
     profile_name: str | None = Field(None, alias="ProfileName")
     wa_id: str | None = Field(None, alias="WaId")
@@ -77,7 +81,7 @@ class InboundMessage(BaseModel):
         fields into their objects."""
         if not isinstance(data, Mapping):
             return data
-        fields = {key: value for key, value in data.items() if not _MEDIA_FIELD.match(key)}
+        fields = {key: value for key, value in data.items() if not _MEDIA_FIELD.fullmatch(key)}
         fields["media"] = _media(data)
         if data.get("Latitude") and data.get("Longitude"):
             fields["location"] = {
@@ -105,10 +109,14 @@ _REFERRAL_FIELDS = frozenset(
 
 
 def _media(data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The media below NumMedia, in order, from the fields present: the work never depends on
+    NumMedia itself (a forged NumMedia=3000000 is refused by its field, after this)."""
     num_media = str(data.get("NumMedia") or "0")
-    count = int(num_media) if num_media.isdigit() else 0  # an invalid NumMedia fails later
-    return [
-        {"url": data[f"MediaUrl{i}"], "content_type": data.get(f"MediaContentType{i}")}
-        for i in range(count)
-        if data.get(f"MediaUrl{i}")
-    ]
+    count = int(num_media) if num_media in _MEDIA_COUNTS else 0
+    media: dict[int, dict[str, Any]] = {}
+    for key, value in data.items():
+        field = _MEDIA_FIELD.fullmatch(key)
+        if field and int(field["index"]) < count:
+            part = "url" if field["part"] == "Url" else "content_type"
+            media.setdefault(int(field["index"]), {})[part] = value
+    return [media[index] for index in sorted(media) if media[index].get("url")]

@@ -2,13 +2,14 @@
 /v1/messages/{id}``, and Twilio's status callback."""
 
 from datetime import datetime
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import (
     AnyUrl,
     BaseModel,
     ConfigDict,
     Field,
+    StringConstraints,
     UrlConstraints,
     field_validator,
     model_validator,
@@ -25,6 +26,10 @@ CONTENT_SID_PATTERN = r"^HX[0-9a-fA-F]{32}$"
 MAX_BODY_LENGTH = 1600
 
 HttpsUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["https"])]
+# Twilio's limits on a template's variables: at most 100, named by at most 16 ASCII letters,
+# digits or underscores (a value's own limits are the send policy's: template_variables_invalid).
+MAX_VARIABLES = 100
+VariableName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]{1,16}$")]
 
 
 class TemplateRef(BaseModel):
@@ -33,8 +38,9 @@ class TemplateRef(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     content_sid: str | None = Field(None, pattern=CONTENT_SID_PATTERN)
-    name: str | None = Field(None, min_length=1)
-    language: str | None = Field(None, min_length=2)
+    # Bounded so that the account, name and language stay within DynamoDB's 2,048-byte key.
+    name: str | None = Field(None, min_length=1, max_length=256)
+    language: str | None = Field(None, min_length=2, max_length=16)
 
     @model_validator(mode="after")
     def _one_way_to_name_it(self) -> Self:
@@ -60,7 +66,7 @@ class SendMessageRequest(BaseModel):
     # WhatsApp delivers one media per message; Twilio would drop the others silently.
     media_urls: tuple[HttpsUrl, ...] = Field((), max_length=1)
     template: TemplateRef | None = None
-    variables: dict[str, str] = Field(default_factory=dict)
+    variables: dict[VariableName, str] = Field(default_factory=dict, max_length=MAX_VARIABLES)
 
     @model_validator(mode="after")
     def _one_kind_of_content(self) -> Self:
@@ -116,6 +122,26 @@ class MessageView(BaseModel):
     created_at: datetime
 
 
+# Every status Twilio reports of a message (its Messages API's message_enum_status).
+TwilioStatus = Literal[
+    "queued",
+    "sending",
+    "sent",
+    "failed",
+    "delivered",
+    "undelivered",
+    "receiving",
+    "received",
+    "accepted",
+    "scheduled",
+    "read",
+    "partially_delivered",
+    "canceled",
+]
+# Twilio's `accepted` is a Messaging Service taking a message, not the gateway's own.
+_TRACKED = {status.value: status for status in MessageStatus if status != MessageStatus.ACCEPTED}
+
+
 class StatusCallback(BaseModel):
     """Twilio's status callback of an outbound message (fields Twilio adds later are kept)."""
 
@@ -123,7 +149,7 @@ class StatusCallback(BaseModel):
 
     message_sid: str = Field(alias="MessageSid", pattern=MESSAGE_SID_PATTERN)
     account_sid: str = Field(alias="AccountSid", pattern=ACCOUNT_SID_PATTERN)
-    status: MessageStatus = Field(alias="MessageStatus")
+    twilio_status: TwilioStatus = Field(alias="MessageStatus")
     from_: WhatsAppAddress = Field(alias="From")
     to: WhatsAppAddress = Field(alias="To")
     error_code: int | None = Field(None, alias="ErrorCode")
@@ -133,3 +159,9 @@ class StatusCallback(BaseModel):
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @property
+    def status(self) -> MessageStatus | None:
+        """The status the message moves to; None for one Twilio reports that the gateway does
+        not track (a Messaging Service's `accepted`, scheduling, inbound statuses)."""
+        return _TRACKED.get(self.twilio_status)

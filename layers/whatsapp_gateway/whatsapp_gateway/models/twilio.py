@@ -3,7 +3,7 @@ import: the use cases speak these, only the adapter speaks the SDK."""
 
 from typing import Self
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from whatsapp_gateway.models.fields import WhatsAppAddress
 from whatsapp_gateway.models.inbound import MESSAGE_SID_PATTERN
@@ -41,3 +41,11 @@ class SentMessage(BaseModel):
 
     sid: str = Field(pattern=MESSAGE_SID_PATTERN)
     status: str = Field(min_length=1)
+
+
+class ListedMessage(SentMessage):
+    """A message as Twilio's Messages list shows it, with what reconciling an attempt compares
+    (its ``date_sent`` is no use: null until Twilio actually sends the message)."""
+
+    date_created: AwareDatetime
+    body: str = ""
