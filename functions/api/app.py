@@ -102,7 +102,6 @@ idempotency = IdempotencyConfig(
         },
     ),
 )
-@tracer().capture_method
 def send_message(request: SendMessageRequest) -> Response[str]:
     """Checks the WhatsApp rules now, records the message as accepted and queues it."""
     key = app.current_event.headers.get(IDEMPOTENCY_KEY_HEADER)
@@ -160,7 +159,6 @@ def _caller() -> str:
     summary="A message by id, with its status history",
     responses=_answers(200, MessageView, {404: "message_not_found"}),
 )
-@tracer().capture_method
 def get_message(message_id: str) -> MessageView:
     view = runtime().messages.message_view(unquote(message_id))
     if view is None:
@@ -173,7 +171,6 @@ def get_message(message_id: str) -> MessageView:
     summary="The synced templates",
     responses=_answers(200, TemplateList, {400: "invalid_request"}),
 )
-@tracer().capture_method
 def list_templates(
     status: str | None = None,
     category: str | None = None,
@@ -200,7 +197,6 @@ def list_templates(
     summary="Start a template sync now",
     responses=_answers(202, SyncStarted, {}),
 )
-@tracer().capture_method
 def sync_templates_now() -> Response[str]:
     """Starts a template sync now (the schedule runs one every few minutes anyway)."""
     runtime().template_sync.trigger()
@@ -216,7 +212,6 @@ def sync_templates_now() -> Response[str]:
     summary="The WhatsApp windows of a contact with a sender, as they stand now",
     responses=_answers(200, ContactWindows, {400: INVALID_REQUEST, 422: PolicyCode.UNKNOWN_SENDER}),
 )
-@tracer().capture_method
 def contact_windows(
     contact: str, sender: Annotated[str | None, Query(alias="from")] = None
 ) -> ContactWindows:
@@ -235,6 +230,8 @@ def contact_windows(
     return ContactWindows.at(sender_address, contact_address, state, deps.clock.now())
 
 
+# The invocation is traced, the routes are not one by one: Tracer logs every exception a traced
+# method raises at ERROR, and a rule's refusal (422) is an answer, not an error.
 @logger.inject_lambda_context(
     correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True
 )

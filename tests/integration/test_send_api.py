@@ -2,6 +2,7 @@
 
 import base64
 import json
+import logging
 import os
 from datetime import timedelta
 from typing import Any
@@ -218,6 +219,20 @@ def test_a_free_form_message_to_a_contact_who_never_wrote_is_refused(gateway: Ru
     # Then it is refused, and nothing is stored or queued
     message = assert_refused(status, answer, 422, "outside_service_window")
     assert "24 hours" in message
+
+
+def test_a_refusal_is_an_answer_not_an_error_in_the_logs(
+    gateway: Runtime, caplog: pytest.LogCaptureFixture
+):
+    # Given no inbound message from the contact
+    # When the business sends free-form text, which the rules refuse
+    with caplog.at_level(logging.WARNING):
+        status, answer = post_message(FREE_FORM)
+
+    # Then the caller gets the 422, and nothing is logged as an error (an alarm's worth)
+    assert_refused(status, answer, 422, "outside_service_window")
+    errors = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+    assert errors == []
 
 
 @pytest.mark.parametrize(
