@@ -635,3 +635,71 @@ def _event_key(event: dict[str, Any]) -> Any:
         case "conversation.opened":
             return detail["sender"], detail["contact"], detail["category"]
     return None
+
+
+# ---------------------------------------------------------------------- sustained
+
+SUSTAINED_MESSAGES = 20_000  # issue 11's figure
+SUSTAINED_WINDOW = 1_000
+SUSTAINED_CONTACTS = 1_000  # +447700900000 to +447700900999, writing in turn
+
+
+def sustained_inbound(messages: int = SUSTAINED_MESSAGES, concurrency: int = 8) -> dict[str, Any]:
+    """``messages`` inbound webhooks in a row (``concurrency`` at a time, retried as Twilio
+    retries), from contacts writing in turn: the rate of each ``SUSTAINED_WINDOW`` answered,
+    the last against the first (target at least 0.8: the stack keeps its speed as its tables
+    grow), and the moto server's resident memory before and after."""
+    with running_stack(ROOT / "bench" / "local-stack-sustained.log") as stack:
+        moto = _moto_server_pid(stack.aws)
+        inbound_url = f"{stack.url}/webhooks/twilio/inbound"
+        finals: list[int | None] = []
+
+        def write_in(index: int) -> float:
+            contact = f"+447700900{index % SUSTAINED_CONTACTS:03d}"
+            form = inbound_form(contact, "hello", stack.settings)
+            for _ in range(5):
+                status = _status_or_none(lambda: stack.post_signed(inbound_url, form))
+                if status == 200:
+                    break
+            finals.append(status)
+            return time.perf_counter()
+
+        rss_before = _rss_mib(moto)
+        began = time.perf_counter()
+        with ThreadPoolExecutor(concurrency) as pool:
+            answered = [began, *sorted(pool.map(write_in, range(messages)))]
+        rss_after = _rss_mib(moto)
+    rates = [
+        round(SUSTAINED_WINDOW / (answered[end] - answered[end - SUSTAINED_WINDOW]), 1)
+        for end in range(SUSTAINED_WINDOW, len(answered), SUSTAINED_WINDOW)
+    ]
+    return {
+        "messages": messages,
+        "contacts": SUSTAINED_CONTACTS,
+        "client_concurrency": concurrency,
+        "seconds": round(answered[-1] - began, 1),
+        "final_answers": _by_status(finals),
+        f"per_second_each_{SUSTAINED_WINDOW}": rates,
+        "last_against_first": round(rates[-1] / rates[0], 2),
+        "target": 0.8,
+        "target_met": rates[-1] / rates[0] >= 0.8,
+        "moto_rss_mib": {"start": rss_before, "end": rss_after},
+    }
+
+
+def _moto_server_pid(endpoint: str) -> int:
+    """The process of the moto server answering at ``endpoint`` (python -m infra.local.moto)."""
+    port = str(urlsplit(endpoint).port).encode()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with suppress(OSError):
+            arguments = cmdline.read_bytes().split(b"\0")
+            if b"infra.local.moto" in arguments and port in arguments:
+                return int(cmdline.parent.name)
+    raise LookupError(f"no moto server at {endpoint}")
+
+
+def _rss_mib(pid: int) -> float:
+    """A process's resident memory (VmRSS), in MiB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    kib = next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))
+    return round(int(kib) / 1024, 1)

@@ -1,5 +1,6 @@
 """Runs every benchmark and writes bench/results.json (also printed)."""
 
+import argparse
 import base64
 import hashlib
 import json
@@ -730,6 +731,15 @@ def cost_per_million(send_worker: dict[str, Any], status: dict[str, Any]) -> dic
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--sustained-messages",
+        type=int,
+        default=local_stack.SUSTAINED_MESSAGES,
+        help="inbound webhooks of the local stack's sustained run (default: issue 11's "
+        "%(default)s, about 8 minutes on the 2-core development machine)",
+    )
+    sustained_messages = parser.parse_args().sustained_messages
     # Stopped from outside: the servers and stacks started so far are stopped on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     began = time.perf_counter()
@@ -754,6 +764,9 @@ def main() -> None:
         "forged_webhooks": timed("forged_webhooks", forged_webhooks),
         "local_stack": timed("local_stack", lambda: local_stack.throughput(LOCAL_STACK_MESSAGES)),
         "local_stack_concurrency": timed("local_stack_concurrency", local_stack.concurrency),
+        "local_stack_sustained": timed(
+            "local_stack_sustained", lambda: local_stack.sustained_inbound(sustained_messages)
+        ),
     }
     results["cost_per_million_outbound"] = cost_per_million(
         results["send_worker_batch"], results["status_callbacks"]
@@ -777,6 +790,14 @@ def main() -> None:
         f"{'local stack under concurrency: 5xx, lost, doubled':>52}  {concurrent['5xx']}, "
         f"{concurrent['lost']}, {concurrent['doubled']}: target 0, 0, 0 "
         f"{'met' if concurrent['target_met'] else 'MISSED'}"
+    )
+    sustained = results["local_stack_sustained"]
+    label = f"local stack, {sustained['messages']:,} inbound in a row: last/first"
+    print(
+        f"{label:>52}  "
+        f"{sustained['last_against_first']:.2f}x: target {sustained['target']}x "
+        f"{'met' if sustained['target_met'] else 'MISSED'}; moto "
+        f"{sustained['moto_rss_mib']['start']} -> {sustained['moto_rss_mib']['end']} MiB"
     )
 
 

@@ -2,6 +2,7 @@
 Lambda, over a socket. ``python -m infra.local.moto --port N`` is that server."""
 
 import argparse
+import copy
 import os
 import signal
 import socket
@@ -10,10 +11,16 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+    from moto.dynamodb.models.table import StreamRecord, StreamShard, Table
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,10 +75,11 @@ type WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 class OneDynamoDBCallAtATime:
-    """Serialises moto's DynamoDB calls. DynamoDB is atomic; moto's is not thread-safe: a
-    transaction deep-copies the tables that a concurrent request is changing, and answers 500
-    ("dictionary changed size during iteration"). The other services (SQS long polls among
-    them) still run concurrently."""
+    """Serialises moto's DynamoDB calls, its streams' among them. DynamoDB is atomic; moto's is
+    not thread-safe: a request iterating a table that a concurrent one is changing answers 500
+    ("dictionary changed size during iteration"), and a stream read in the middle of a
+    transaction would see the records of one that is then cancelled. The other services (SQS
+    long polls among them) still run concurrently."""
 
     def __init__(self, app: WsgiApp) -> None:
         self._app = app
@@ -80,11 +88,85 @@ class OneDynamoDBCallAtATime:
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
-        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith(("DynamoDB_", "DynamoDBStreams_")):
             return self._app(environ, start_response)
         with self._lock:
             # The whole answer inside the lock: moto may build it lazily.
             return list(self._app(environ, start_response))
+
+
+class _TouchedItems:
+    """What a transaction can change, as it was before it: each item it names (a deep copy, or
+    None where there was none) and the length of its table's stream."""
+
+    def __init__(self, backend: "DynamoDBBackend", transact_items: list[dict[str, Any]]) -> None:
+        self._items: dict[tuple[str, DynamoType, DynamoType | None], tuple[Table, Item | None]]
+        self._items = {}
+        self._streams: dict[str, tuple[StreamShard, list[StreamRecord], int]] = {}
+        for request in transact_items:
+            for operation in request.values():
+                table = backend.tables.get(operation.get("TableName", ""))
+                if table is None:
+                    continue
+                named_by = operation["Item"] if "Item" in operation else operation.get("Key", {})
+                try:
+                    hash_key, range_key = backend.get_keys_value(table, named_by)
+                except Exception:  # noqa: S112  (moto fails this one before it writes)
+                    continue
+                item = table.get_item(hash_key, range_key)
+                self._items.setdefault(
+                    (table.name, hash_key, range_key), (table, copy.deepcopy(item))
+                )
+                if (shard := table.stream_shard) is not None:
+                    self._streams.setdefault(table.name, (shard, shard.items, len(shard.items)))
+
+    def restore(self) -> None:
+        for (_, hash_key, range_key), (table, item) in self._items.items():
+            # moto keeps a table's items by hash key, and by range key within it when it has one.
+            within: dict[Any, Any] = table.items if range_key is None else table.items[hash_key]
+            place = hash_key if range_key is None else range_key
+            if item is None:
+                within.pop(place, None)
+            else:
+                within[place] = item
+        for shard, records, length in self._streams.values():
+            del records[length:]
+            shard.items = records
+
+
+class _NoTableToBackUp:
+    """The backend as moto's own transaction sees it: it deep-copies each table it finds in
+    ``tables`` to roll back to; here it finds none. The rest is the backend."""
+
+    tables: Mapping[str, Any] = MappingProxyType({})
+
+    def __init__(self, backend: "DynamoDBBackend") -> None:
+        self._backend = backend
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+
+def keep_transactions_item_sized() -> None:
+    """moto's TransactWriteItems deep-copies every table it touches to roll back on a failed
+    condition: each transaction costs time and memory in proportion to all the data stored so
+    far (2.7 GB and 1 to 5 s a status callback over a long `make bench`). Here it runs moto's
+    own transaction (its checks, cancellation reasons, ReturnValuesOnConditionCheckFailure)
+    with the rollback kept to the items it names and their tables' stream records: all or
+    nothing at the cost of what it touches. Any failure rolls back, as in DynamoDB."""
+    from moto.dynamodb.models import DynamoDBBackend  # noqa: PLC0415
+
+    moto_transaction = DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+        touched = _TouchedItems(self, transact_items)
+        try:
+            moto_transaction(_NoTableToBackUp(self), transact_items)  # type: ignore[arg-type]
+        except Exception:
+            touched.restore()
+            raise
+
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
 def main() -> None:
@@ -102,6 +184,7 @@ def main() -> None:
     # Stopped by its parent (SIGTERM) or by Ctrl-C in the terminal (SIGINT): exit quietly.
     for stop in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop, lambda *_: sys.exit(0))
+    keep_transactions_item_sized()
     app = OneDynamoDBCallAtATime(DomainDispatcherApplication(create_backend_app))
     run_simple("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
 
