@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from infra.local.defaults import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN, LOCAL_SENDER
+from infra.local.defaults import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN, LOCAL_SENDER, STACK_SETTINGS
 from infra.local.inbound import inbound_form, post_signed
 from infra.local.moto import LOCAL_AWS, free_port
 from infra.local.twilio_standin import CALLBACK_STATUSES
@@ -32,23 +32,6 @@ from infra.local.twilio_standin import CALLBACK_STATUSES
 ROOT = Path(__file__).resolve().parent.parent
 # The environment `make bench` started with: the in-process benchmarks change os.environ.
 _STARTED_WITH = dict(os.environ)
-# What the stack would read from the environment: left out, so that it runs on its own
-# defaults (real Twilio credentials here would make it send through Twilio).
-STACK_SETTINGS = frozenset(
-    {
-        "TWILIO_ACCOUNT_SID",
-        "TWILIO_AUTH_TOKEN",
-        "WHATSAPP_FROM",
-        "TWILIO_API_URL",
-        "PUBLIC_BASE_URL",
-        "AWS_ENDPOINT_URL",
-        "AWS_PROFILE",
-        "PORT",
-        "MOTO_PORT",
-        "TWILIO_PORT",
-        "LOG_LEVEL",
-    }
-)
 STARTUP_SECONDS = 60
 STOP_SECONDS = 60
 REQUEST_SECONDS = 60

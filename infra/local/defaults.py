@@ -6,6 +6,24 @@ import os
 LOCAL_ACCOUNT_SID = "AC" + "0" * 31 + "1"
 LOCAL_AUTH_TOKEN = "local-auth-token"  # noqa: S105  (a placeholder for the stand-in)
 LOCAL_SENDER = "whatsapp:+14155238886"  # the Twilio Sandbox for WhatsApp's number
+# What `make local` reads from its environment: what a test or a benchmark leaves out when it
+# starts a stack of its own, on its own defaults (real Twilio credentials here would make the
+# stack send through Twilio) and the ports it chooses.
+STACK_SETTINGS = frozenset(
+    {
+        "TWILIO_ACCOUNT_SID",
+        "TWILIO_AUTH_TOKEN",
+        "WHATSAPP_FROM",
+        "TWILIO_API_URL",
+        "PUBLIC_BASE_URL",
+        "AWS_ENDPOINT_URL",
+        "AWS_PROFILE",
+        "PORT",
+        "MOTO_PORT",
+        "TWILIO_PORT",
+        "LOG_LEVEL",
+    }
+)
 
 
 def port() -> int:

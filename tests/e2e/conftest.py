@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from infra.local.defaults import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN, LOCAL_SENDER
+from infra.local.defaults import LOCAL_ACCOUNT_SID, LOCAL_AUTH_TOKEN, LOCAL_SENDER, STACK_SETTINGS
 from infra.local.inbound import inbound_form, post_signed
 from infra.local.moto import free_port
 
@@ -26,18 +26,6 @@ ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT_SID = LOCAL_ACCOUNT_SID
 AUTH_TOKEN = LOCAL_AUTH_TOKEN
 SENDER = LOCAL_SENDER
-# What the stack reads from the environment: left out, so that it runs on its own defaults.
-STACK_SETTINGS = frozenset(
-    {
-        "TWILIO_ACCOUNT_SID",
-        "TWILIO_AUTH_TOKEN",
-        "WHATSAPP_FROM",
-        "TWILIO_API_URL",
-        "PUBLIC_BASE_URL",
-        "AWS_ENDPOINT_URL",
-        "AWS_PROFILE",
-    }
-)
 # What `make local` prints once it serves.
 READY = "WhatsApp gateway ready"
 

@@ -20,9 +20,10 @@ from typing import Any
 
 import pytest
 
+from infra.local.defaults import STACK_SETTINGS
 from infra.local.inbound import inbound_form
 from infra.local.moto import free_port
-from tests.e2e.conftest import ROOT, SENDER, STACK_SETTINGS, Gateway, running_stack
+from tests.e2e.conftest import ROOT, SENDER, Gateway, running_stack
 from tests.e2e.steps import DAY, INBOUND, at, message, post_form, signature
 
 STOP_SECONDS = 15
